@@ -1,0 +1,90 @@
+// Fork/join over worker threads that share the kernels' memory. The calling thread is thread 0 and
+// does its own share; workers wake on an Atomics counter, run the same exported kernel with their
+// (tid, nth), and count themselves done. No messages on the hot path, no locks inside kernels.
+import { Worker } from "node:worker_threads";
+import type { KernelName } from "./kernel-names.js";
+import { KERNEL_NAMES } from "./kernel-names.js";
+
+// Control block layout (Int32 slots), followed by the argument slots (Float64).
+export const CTL = { generation: 0, done: 1, kernel: 2, nth: 3, stop: 4, failed: 5, argc: 6 } as const;
+export const CTL_INTS = 8;
+export const MAX_ARGS = 16;
+
+/** How long a waiting thread polls before it sleeps: back-to-back kernels then skip the wake-up latency. */
+export const SPIN_ITERATIONS = 20000;
+
+type KernelFn = (...args: number[]) => void;
+
+export class Pool {
+  private readonly ctl: Int32Array;
+  private readonly args: Float64Array;
+  private readonly fns: KernelFn[];
+
+  private constructor(readonly threads: number, private readonly workers: Worker[], shared: SharedArrayBuffer,
+                      exports: WebAssembly.Exports) {
+    this.ctl = new Int32Array(shared, 0, CTL_INTS);
+    this.args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
+    this.fns = KERNEL_NAMES.map((n) => exports[n] as KernelFn);
+  }
+
+  static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory,
+                      exports: WebAssembly.Exports): Promise<Pool> {
+    const shared = new SharedArrayBuffer(CTL_INTS * 4 + MAX_ARGS * 8);
+    const workers: Worker[] = [];
+    const url = new URL("./worker.js", import.meta.url);
+    for (let tid = 1; tid < threads; tid++) {
+      const w = new Worker(url, { workerData: { tid, module, memory, shared } });
+      await new Promise<void>((resolve, reject) => {
+        w.once("message", () => resolve());
+        w.once("error", reject);
+      });
+      w.unref(); // a sleeping pool never keeps the process alive
+      workers.push(w);
+    }
+    return new Pool(threads, workers, shared, exports);
+  }
+
+  /**
+   * Runs kernel `name` on `nth` threads (1 = the calling thread alone) and returns when all are done.
+   * Arguments are the kernel's own, without (tid, nth). Callers validate arguments first: a kernel
+   * must never be given pointers outside its buffers.
+   */
+  run(name: KernelName, nth: number, ...args: number[]): void {
+    const id = KERNEL_NAMES.indexOf(name);
+    if (nth <= 1 || this.workers.length === 0) {
+      this.fns[id](...args, 0, 1);
+      return;
+    }
+    nth = Math.min(nth, this.threads);
+    const { ctl } = this;
+    if (args.length > MAX_ARGS) throw new Error(`Pool.run: ${name} has ${args.length} arguments, at most ${MAX_ARGS}`);
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i];
+    ctl[CTL.kernel] = id;
+    ctl[CTL.nth] = nth;
+    ctl[CTL.argc] = args.length;
+    Atomics.store(ctl, CTL.done, 0);
+    Atomics.store(ctl, CTL.failed, 0);
+    Atomics.add(ctl, CTL.generation, 1);
+    Atomics.notify(ctl, CTL.generation);
+    let error: unknown;
+    try {
+      this.fns[id](...args, 0, nth);
+    } catch (e) {
+      error = e;
+    }
+    const others = nth - 1;
+    for (let spin = 0; Atomics.load(ctl, CTL.done) < others; spin++) {
+      if (spin > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.done, Atomics.load(ctl, CTL.done), 1);
+    }
+    if (error) throw error;
+    if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed in a worker thread`);
+  }
+
+  async close(): Promise<void> {
+    Atomics.store(this.ctl, CTL.stop, 1);
+    Atomics.add(this.ctl, CTL.generation, 1);
+    Atomics.notify(this.ctl, CTL.generation);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}

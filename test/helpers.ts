@@ -1,0 +1,49 @@
+// Shared test utilities: runtimes for every build and thread count, and error measures.
+import assert from "node:assert/strict";
+import { Runtime } from "../src/runtime/runtime.js";
+import { enableRelaxedSimd } from "../src/runtime/wasm.js";
+import { type Kernels, reference } from "../src/kernels/index.js";
+
+enableRelaxedSimd();
+
+/** Runtimes under test: plain and relaxed SIMD, one and two threads. Created once, closed at exit. */
+let runtimes: Promise<Runtime[]> | null = null;
+export function testRuntimes(): Promise<Runtime[]> {
+  runtimes ??= Promise.all([
+    Runtime.create({ simd: "simd", threads: 1 }),
+    Runtime.create({ simd: "simd", threads: 2 }),
+    Runtime.create({ simd: "relaxed", threads: 2 }),
+  ]);
+  return runtimes;
+}
+
+export function label(rt: Runtime): string { return `${rt.variant}, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`; }
+
+/** Each implementation under test with a way to allocate arrays it accepts. */
+export interface Impl { name: string; k: Kernels; f32(n: number): Float32Array; i32(n: number): Int32Array; i8(n: number): Int8Array; }
+export async function impls(): Promise<Impl[]> {
+  const plain: Impl = {
+    name: "reference", k: reference,
+    f32: (n) => new Float32Array(n), i32: (n) => new Int32Array(n), i8: (n) => new Int8Array(n),
+  };
+  return [plain, ...(await testRuntimes()).map((rt): Impl => ({
+    name: label(rt), k: rt.kernels,
+    f32: (n) => rt.heap.f32(n), i32: (n) => rt.heap.i32(n), i8: (n) => rt.heap.i8(n),
+  }))];
+}
+
+/**
+ * Asserts |actual − expected| ≤ tol · scale elementwise, where scale[i] is the natural magnitude of
+ * element i (for a dot product: Σ|w||x|, which bounds its rounding error).
+ */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, scale: ArrayLike<number> | number,
+                            tol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const s = typeof scale === "number" ? scale : scale[i];
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= tol * Math.max(s, 1e-30))) {
+      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (error ${err.toExponential(2)} > ${tol} × ${s.toExponential(2)})`);
+    }
+  }
+}
