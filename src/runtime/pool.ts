@@ -13,7 +13,7 @@ export const MAX_ARGS = 16;
 /** How long a waiting thread polls before it sleeps: back-to-back kernels then skip the wake-up latency. */
 export const SPIN_ITERATIONS = 20000;
 
-type KernelFn = (...args: number[]) => void;
+type KernelFn = (...args: number[]) => number | void;
 
 export class Pool {
   private readonly ctl: Int32Array;
@@ -78,6 +78,14 @@ export class Pool {
     }
     if (error) throw error;
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed in a worker thread`);
+  }
+
+  /**
+   * Runs a single-threaded export on the calling thread and returns its result (a count, a scale).
+   * Such exports take only their own arguments, no (tid, nth).
+   */
+  call(name: KernelName, ...args: number[]): number {
+    return this.fns[KERNEL_NAMES.indexOf(name)](...args) as unknown as number;
   }
 
   async close(): Promise<void> {
