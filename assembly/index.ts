@@ -1,3 +1,7 @@
 // Every exported kernel takes (outputs, inputs, sizes, tid, nth): the pool calls it once per
 // thread and each call computes its own share. Pointers are byte offsets into the shared memory.
-export { matvec_f32 } from "./matvec";
+export { matvec_f32, matvec_rows_f32, matvec_split_f32 } from "./matvec";
+export { quantize_i8, matvec_i8, matvec_i8_rows, matvec_i4 } from "./quant";
+export { sigmoid_f32, tanh_f32, relu_f32, lstm_gates_f32, gru_gates_f32, project_ternary_f32, sum_f32 } from "./elementwise";
+export { select_sensitive_f32 } from "./select";
+export { gemm_f32, gemm_f32_scratch } from "./gemm";

@@ -1,4 +1,6 @@
 // Dense and row-sparse fp32 matrix-vector products: the memory-bound core of batch-1 RNN cells.
+// The row-sparse kernels read only the listed rows; the split kernels return the two partial sums
+// of each row on either side of a column (a GRU row is [W_ih row | W_hh row], x is [x | h]).
 import { shareStart, madd, hsum } from "./common";
 
 /** Dot product of one row with x; cols may be any size (scalar tail). */
@@ -42,19 +44,55 @@ import { shareStart, madd, hsum } from "./common";
   store<f32>(y0, s0); store<f32>(y1, s1); store<f32>(y2, s2); store<f32>(y3, s3);
 }
 
-// y is (rows), w is (rows, cols) row-major, x is (cols), b is (rows) or 0 for no bias.
-export function matvec_f32(y: usize, w: usize, x: usize, b: usize, rows: i32, cols: i32, tid: i32, nth: i32): void {
-  const start = shareStart(rows, tid, nth), end = shareStart(rows, tid + 1, nth);
-  const stride = <usize>cols << 2;
-  let r = start;
-  for (; r + 4 <= end; r += 4) {
-    const row = w + <usize>r * stride;
-    const yr = y + (<usize>r << 2);
-    dotRows4(yr, yr + 4, yr + 8, yr + 12, row, row + stride, row + 2 * stride, row + 3 * stride, x, cols);
+/** Row j of a work list: rowIdx[j], or j itself when there is no list (rowIdx = 0: all rows). */
+// @ts-ignore: decorator
+@inline export function rowAt(rowIdx: usize, j: i32): i32 {
+  return rowIdx == 0 ? j : load<i32>(rowIdx + (<usize>j << 2));
+}
+
+/**
+ * y[r] = w[r, 0:n]·x[0:n] + b[r] for r = rowAt(rowIdx, j), j in [start, end); stride is the
+ * bytes between rows, so w and x may point into the middle of a row (the split kernels do).
+ */
+// @ts-ignore: decorator
+@inline function dotListed(y: usize, w: usize, x: usize, b: usize, rowIdx: usize, start: i32, end: i32,
+                           n: i32, stride: usize): void {
+  let j = start;
+  for (; j + 4 <= end; j += 4) {
+    const r0 = <usize>rowAt(rowIdx, j), r1 = <usize>rowAt(rowIdx, j + 1);
+    const r2 = <usize>rowAt(rowIdx, j + 2), r3 = <usize>rowAt(rowIdx, j + 3);
+    dotRows4(y + (r0 << 2), y + (r1 << 2), y + (r2 << 2), y + (r3 << 2),
+             w + r0 * stride, w + r1 * stride, w + r2 * stride, w + r3 * stride, x, n);
   }
-  for (; r < end; r++) store<f32>(y + (<usize>r << 2), dotRow(w + <usize>r * stride, x, cols));
-  if (b != 0) for (r = start; r < end; r++) {
-    const o = <usize>r << 2;
+  for (; j < end; j++) {
+    const r = <usize>rowAt(rowIdx, j);
+    store<f32>(y + (r << 2), dotRow(w + r * stride, x, n));
+  }
+  if (b != 0) for (j = start; j < end; j++) {
+    const o = <usize>rowAt(rowIdx, j) << 2;
     store<f32>(y + o, load<f32>(y + o) + load<f32>(b + o));
   }
+}
+
+// y is (rows), w is (rows, cols) row-major, x is (cols), b is (rows) or 0 for no bias.
+export function matvec_f32(y: usize, w: usize, x: usize, b: usize, rows: i32, cols: i32, tid: i32, nth: i32): void {
+  dotListed(y, w, x, b, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth), cols, <usize>cols << 2);
+}
+
+// As matvec_f32 for the rows rowIdx[0..count) only (i32 indices, checked by the caller); threads
+// split the list. Other elements of y are not written.
+export function matvec_rows_f32(y: usize, w: usize, x: usize, b: usize, rowIdx: usize, count: i32, cols: i32,
+                                tid: i32, nth: i32): void {
+  dotListed(y, w, x, b, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth), cols, <usize>cols << 2);
+}
+
+// y1, y2 are (rows), w is (rows, cols), x is (cols), b1, b2 are (rows) or 0; 0 ≤ split ≤ cols.
+// y1 = w[:, :split]·x[:split] + b1 and y2 = w[:, split:]·x[split:] + b2, for the rows
+// rowIdx[0..count) or, when rowIdx = 0, for all rows (count = rows).
+export function matvec_split_f32(y1: usize, y2: usize, w: usize, x: usize, b1: usize, b2: usize, rowIdx: usize,
+                                 count: i32, cols: i32, split: i32, tid: i32, nth: i32): void {
+  const start = shareStart(count, tid, nth), end = shareStart(count, tid + 1, nth);
+  const stride = <usize>cols << 2, skip = <usize>split << 2;
+  dotListed(y1, w, x, b1, rowIdx, start, end, split, stride);
+  dotListed(y2, w + skip, x + skip, b2, rowIdx, start, end, cols - split, stride);
 }

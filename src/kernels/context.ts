@@ -19,6 +19,6 @@ export class WasmContext {
   }
 
   threadsFor(work: number): number {
-    return work < PARALLEL_MIN_WORK ? 1 : this.pool.threads;
+    return work < PARALLEL_MIN_WORK ? 1 : this.pool.active;
   }
 }

@@ -4,15 +4,27 @@
 // Argument order everywhere: outputs, inputs, sizes. Matrices are row-major.
 import type { WasmContext } from "./context.js";
 import { type MatvecKernels, matvecReference, matvecWasm } from "./matvec.js";
+import { type QuantKernels, quantReference, quantWasm } from "./quant.js";
+import { type ElementwiseKernels, elementwiseReference, elementwiseWasm } from "./elementwise.js";
+import { type SelectKernels, selectReference, selectWasm } from "./select.js";
+import { type GemmKernels, gemmReference, gemmWasm } from "./gemm.js";
 
-export interface Kernels extends MatvecKernels {}
+export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
+  ...quantReference,
+  ...elementwiseReference,
+  ...selectReference,
+  ...gemmReference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
   return {
     ...matvecWasm(ctx),
+    ...quantWasm(ctx),
+    ...elementwiseWasm(ctx),
+    ...selectWasm(ctx),
+    ...gemmWasm(ctx),
   };
 }

@@ -19,12 +19,24 @@ export class Pool {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly fns: KernelFn[];
+  private activeThreads: number;
 
   private constructor(readonly threads: number, private readonly workers: Worker[], shared: SharedArrayBuffer,
                       exports: WebAssembly.Exports) {
     this.ctl = new Int32Array(shared, 0, CTL_INTS);
     this.args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
     this.fns = KERNEL_NAMES.map((n) => exports[n] as KernelFn);
+    this.activeThreads = threads;
+  }
+
+  /** Threads a large kernel is split over: at most `threads`; lowering it lets a benchmark compare
+   *  thread counts on the same weights. */
+  get active(): number { return this.activeThreads; }
+  set active(n: number) {
+    if (!Number.isInteger(n) || n < 1 || n > this.threads) {
+      throw new RangeError(`Pool: active threads must be an integer from 1 to ${this.threads}, got ${n}`);
+    }
+    this.activeThreads = n;
   }
 
   static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory,
@@ -55,7 +67,7 @@ export class Pool {
       this.fns[id](...args, 0, 1);
       return;
     }
-    nth = Math.min(nth, this.threads);
+    nth = Math.min(nth, this.activeThreads);
     const { ctl } = this;
     if (args.length > MAX_ARGS) throw new Error(`Pool.run: ${name} has ${args.length} arguments, at most ${MAX_ARGS}`);
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];

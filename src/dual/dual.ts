@@ -1,0 +1,183 @@
+// Dual-module inference over a recurrent stack. Per layer and step:
+//   1. the little module estimates every gate neuron's pre-activation from [x | h];
+//   2. a neuron whose estimate lands in its gate's insensitive region keeps the estimate
+//      (sigmoid: σ(a) ≤ θ_σ; tanh: |tanh a| ≥ θ_tanh); the others are "sensitive";
+//   3. the big module recomputes only the sensitive rows, reading only their weights;
+//   4. the state updates as in the dense cell.
+// Thresholds are per layer and gate, calibrated to a requested insensitive ratio; a per-step top-k
+// mode instead marks exactly that fraction of each gate insensitive at every step.
+import type { Runtime } from "../runtime/runtime.js";
+import type { Stack, Cell } from "../layers/stack.js";
+import type { LittleModule } from "./little.js";
+import { bounds, calibrate, topKBounds, type Region } from "./calibrate.js";
+import { Accounting } from "./accounting.js";
+
+export type SelectMode = "threshold" | "topk";
+
+/** Which nonlinearity reads each gate block, in PyTorch's gate order. */
+export function gateRegions(kind: Cell["kind"]): Region[] {
+  return kind === "lstm" ? ["sigmoid", "sigmoid", "tanh", "sigmoid"] : ["sigmoid", "sigmoid", "tanh"];
+}
+
+/** Per layer: one post-activation threshold θ per gate block. */
+export type Thresholds = number[][];
+
+interface LayerState {
+  cell: Cell;
+  little: LittleModule;
+  regions: Region[];
+  score: Float32Array;   // (rows) the little module's pre-activation estimate that selection reads
+  estH: Float32Array;    // (rows) LSTM: the h part before it is added in
+  lo: Float32Array;      // (gates) sensitive iff lo[g] < score < hi[g]
+  hi: Float32Array;
+  rowIdx: Int32Array;    // (rows) sensitive rows of the current step
+}
+
+export class DualModel {
+  readonly accounting: Accounting;
+  private readonly layers: LayerState[];
+  private thetas: Thresholds = [];
+  private ratio = 0;
+  private selection: SelectMode = "threshold";
+
+  constructor(private readonly rt: Runtime, readonly stack: Stack, readonly littles: LittleModule[]) {
+    if (littles.length !== stack.layers.length) {
+      throw new Error(`DualModel: the stack has ${stack.layers.length} layers but ${littles.length} little modules were given`);
+    }
+    this.layers = stack.layers.map((cell, l) => {
+      const little = littles[l];
+      if (little.rows !== cell.rows || little.input !== cell.input || little.hidden !== cell.hidden) {
+        throw new Error(`DualModel: little module ${l} is for (rows ${little.rows}, input ${little.input}, hidden ${little.hidden}), layer ${l} is (${cell.rows}, ${cell.input}, ${cell.hidden})`);
+      }
+      const regions = gateRegions(cell.kind);
+      return {
+        cell, little, regions,
+        score: cell.kind === "lstm" ? cell.pre : rt.heap.f32(cell.rows),
+        estH: rt.heap.f32(cell.rows),
+        lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
+        rowIdx: rt.heap.i32(cell.rows),
+      };
+    });
+    this.setAllSensitive();
+    this.accounting = new Accounting(this.layers.map((s) => ({
+      rows: s.cell.rows, gates: s.regions.length, bigBytes: (n: number) => s.cell.bigBytes(n),
+      littleBytes: s.little.bytes, littleMacs: s.little.macs, projectionOps: s.little.projectionOps, cols: s.cell.cols,
+    })));
+  }
+
+  /** The requested insensitive ratio (threshold mode: what the thresholds were calibrated to). */
+  get targetRatio(): number { return this.ratio; }
+  get mode(): SelectMode { return this.selection; }
+
+  /** Per-step top-k: at every step exactly floor(ratio · H) neurons of each gate take the estimate. */
+  useTopK(ratio: number): void {
+    if (!(ratio >= 0 && ratio < 1)) throw new RangeError(`DualModel.useTopK: ratio must be in [0, 1), got ${ratio}`);
+    this.selection = "topk";
+    this.ratio = ratio;
+  }
+  get thresholds(): Thresholds { return this.thetas.map((t) => [...t]); }
+
+  /** Sets θ per layer and gate directly (e.g. loaded from a checkpoint). */
+  setThresholds(thetas: Thresholds, ratio = this.ratio): void {
+    thetas.forEach((row, l) => {
+      const s = this.layers[l];
+      if (!s || row.length !== s.regions.length) throw new Error(`DualModel.setThresholds: layer ${l} needs ${s?.regions.length} thresholds`);
+      row.forEach((theta, g) => { const [lo, hi] = bounds(s.regions[g], theta); s.lo[g] = lo; s.hi[g] = hi; });
+    });
+    this.thetas = thetas.map((t) => [...t]);
+    this.ratio = ratio;
+    this.selection = "threshold";
+  }
+
+  /** Every neuron sensitive (σ > 0 and |tanh| < 1 always hold): the dual step then equals the dense step. */
+  setAllSensitive(): void {
+    this.setThresholds(this.layers.map((s) => s.regions.map((r) => (r === "tanh" ? 1 : 0))), 0);
+  }
+
+  reset(): void { this.stack.reset(); }
+
+  /** One dual-module step through every layer; x is [x | context]. Returns the top layer's output. */
+  step(x: Float32Array): Float32Array {
+    const kr = this.rt.kernels;
+    for (let l = 0; l < this.layers.length; l++) {
+      const s = this.layers[l], cell = s.cell;
+      this.stack.loadLayer(l, x);
+      this.estimate(s);
+      if (this.selection === "topk") this.topK(s);
+      const count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
+      cell.computeRows(s.rowIdx, count);
+      this.stack.finishLayer(l);
+      this.accounting.record(l, s.rowIdx, count);
+    }
+    this.accounting.endStep();
+    return this.stack.output;
+  }
+
+  /** Little-module estimates into the cell's pre-activation buffers, and the selection score. */
+  private estimate(s: LayerState): void {
+    const cell = s.cell;
+    if (cell.kind === "lstm") {
+      s.little.estimate(cell.pre, s.estH, cell.xh);
+      const pre = cell.pre, estH = s.estH;
+      for (let i = 0; i < pre.length; i++) pre[i] += estH[i];
+      return;
+    }
+    // GRU: r and z read x part + h part; the candidate reads x part + r ⊙ h part.
+    s.little.estimate(cell.preX, cell.preH, cell.xh);
+    const H = cell.hidden, px = cell.preX, ph = cell.preH, score = s.score;
+    for (let i = 0; i < 2 * H; i++) score[i] = px[i] + ph[i];
+    for (let i = 0; i < H; i++) score[2 * H + i] = px[2 * H + i] + ph[2 * H + i] / (1 + Math.exp(-score[i]));
+  }
+
+  private topK(s: LayerState): void {
+    const H = s.cell.hidden;
+    s.regions.forEach((region, g) => {
+      const [lo, hi] = topKBounds(region, s.score.subarray(g * H, (g + 1) * H), this.ratio);
+      s.lo[g] = lo; s.hi[g] = hi;
+    });
+  }
+
+  /**
+   * Calibrates θ per layer and gate so that `ratio` of the little module's estimates land in the
+   * insensitive region, on calibration sequences run through the dense model (so the thresholds do
+   * not depend on their own errors). Each sequence is a list of step inputs [x | context].
+   */
+  calibrate(sequences: Float32Array[][], ratio: number): Thresholds {
+    if (!(ratio >= 0 && ratio < 1)) throw new RangeError(`DualModel.calibrate: ratio must be in [0, 1), got ${ratio}`);
+    const steps = sequences.reduce((n, seq) => n + seq.length, 0);
+    if (steps === 0) throw new Error("DualModel.calibrate: no calibration steps given");
+    const samples = this.layers.map((s) => s.regions.map(() => new Float32Array(steps * s.cell.hidden)));
+    let t = 0;
+    for (const seq of sequences) {
+      this.stack.reset();
+      for (const x of seq) {
+        for (let l = 0; l < this.layers.length; l++) {
+          const s = this.layers[l], H = s.cell.hidden;
+          this.stack.loadLayer(l, x);
+          this.estimate(s);
+          s.regions.forEach((_, g) => samples[l][g].set(s.score.subarray(g * H, (g + 1) * H), t * H));
+          s.cell.compute();
+          this.stack.finishLayer(l);
+        }
+        t++;
+      }
+    }
+    this.stack.reset();
+    const thetas = this.layers.map((s, l) => s.regions.map((region, g) => calibrate(region, samples[l][g], ratio).theta));
+    this.setThresholds(thetas, ratio);
+    return thetas;
+  }
+
+  /**
+   * Runs sequences through the dual model and returns the achieved insensitive ratio (accounting
+   * is reset first, so afterwards it describes exactly these sequences).
+   */
+  measure(sequences: Float32Array[][]): number {
+    this.accounting.reset();
+    for (const seq of sequences) {
+      this.reset();
+      for (const x of seq) this.step(x);
+    }
+    return this.accounting.report().insensitiveRatio;
+  }
+}

@@ -1,0 +1,139 @@
+// Fitting the little modules of a stack: run calibration sequences through the dense model,
+// collect each layer's projected input and its big module's pre-activations, and fit the little
+// weights to them by least squares, big weights frozen (METHOD.md). The default is the closed-form
+// ridge solution (exact optimum, one pass); the paper's SGD is an option.
+//   LSTM: one joint fit of pre = W·x + b from [P_x x | P_h h]; its columns split into W_LL_x, W_LL_h.
+//   GRU: the x part and the h part are fitted apart (the candidate gate needs them apart).
+import type { Runtime } from "../runtime/runtime.js";
+import type { Stack } from "../layers/stack.js";
+import { LittleModule, Projector, type LittleWeights } from "./little.js";
+import type { Bits } from "./quantize.js";
+import { jlDim } from "./projection.js";
+import { RidgeAccumulator, fitError } from "./ridge.js";
+import { fitSgd, projectedInit } from "./sgd.js";
+
+export type FitMethod = "ridge" | "sgd";
+
+export interface FitOptions {
+  /** Johnson–Lindenstrauss ε that sets k from the gate rows (default 0.5), unless k is given. */
+  eps?: number;
+  k?: number;
+  seed?: number;          // projection seed of layer 0; layer l uses seed + l (default 1)
+  bits?: Bits;            // little-weight precision (default 8)
+  method?: FitMethod;     // default "ridge"
+  lambda?: number;        // ridge regularisation, relative to the mean Gram diagonal (default 1e-4)
+  sgd?: { epochs?: number; lr?: number; batch?: number };
+  /** Held-out sequences: the fit's error is reported on them (and SGD schedules its rate by them). */
+  validation?: Float32Array[][];
+  onProgress?: (what: string, done: number, total: number) => void;
+}
+
+export interface FitReport {
+  layer: number;
+  method: FitMethod;
+  k: number;
+  samples: number;
+  trainMse: number;
+  validationMse: number | null;
+  validationR2: number | null;
+}
+
+/** Projected inputs and targets of one fitted part, one row per step. */
+interface Part { d: number; m: number; Z: Float32Array; Y: Float32Array }
+
+export function fitLittleModules(rt: Runtime, stack: Stack, sequences: Float32Array[][], options: FitOptions = {}):
+    { littles: LittleModule[]; report: FitReport[] } {
+  const eps = options.eps ?? 0.5, seed = options.seed ?? 1, bits = options.bits ?? 8;
+  const method = options.method ?? "ridge", lambda = options.lambda ?? 1e-4;
+  const projectors = stack.layers.map((cell, l) =>
+    new Projector(rt, cell.input, cell.hidden, options.k ?? jlDim(cell.rows, eps), seed + l));
+  const train = collect(stack, projectors, sequences, (d, t) => options.onProgress?.("collect", d, t));
+  const valid = options.validation ? collect(stack, projectors, options.validation) : null;
+
+  const littles: LittleModule[] = [];
+  const report: FitReport[] = [];
+  stack.layers.forEach((cell, l) => {
+    const proj = projectors[l], k = proj.k;
+    const fits = train[l].map((part, j) => {
+      const val = valid?.[l][j] ?? null;
+      const fit = method === "ridge"
+        ? ridge(rt, part, lambda)
+        : fitSgd({
+            Z: part.Z, Y: part.Y, samples: samples(part), d: part.d, m: part.m,
+            init: projectedInit(cell.W, cell.rows, cell.cols, proj.projection, j, train[l].length),
+            valZ: val?.Z, valY: val?.Y, valSamples: val ? samples(val) : 0,
+            epochs: options.sgd?.epochs, lr: options.sgd?.lr, batch: options.sgd?.batch, seed: seed + l,
+          });
+      return { ...fit, train: fitError(fit.W, fit.b, part.Z, part.Y, samples(part)), val: val ? fitError(fit.W, fit.b, val.Z, val.Y, samples(val)) : null };
+    });
+    const weights = splitWeights(fits, cell.rows, k);
+    littles.push(new LittleModule(rt, cell.rows, cell.input, cell.hidden, k, seed + l, bits, weights));
+    report.push({
+      layer: l, method, k, samples: samples(train[l][0]),
+      trainMse: mean(fits.map((f) => f.train.mse)),
+      validationMse: valid ? mean(fits.map((f) => f.val!.mse)) : null,
+      validationR2: valid ? mean(fits.map((f) => f.val!.r2)) : null,
+    });
+  });
+  return { littles, report };
+}
+
+function samples(p: Part): number { return p.Y.length / p.m; }
+function mean(a: number[]): number { return a.reduce((s, v) => s + v, 0) / a.length; }
+
+function ridge(rt: Runtime, part: Part, lambda: number): { W: Float32Array; b: Float32Array } {
+  const acc = new RidgeAccumulator(part.d, part.m, rt.kernels.gemm.bind(rt.kernels), (n) => rt.heap.f32(n));
+  const n = samples(part), batch = 256;
+  for (let s = 0; s < n; s += batch) {
+    const b = Math.min(batch, n - s);
+    acc.add(part.Z.subarray(s * part.d, (s + b) * part.d), part.Y.subarray(s * part.m, (s + b) * part.m), b);
+  }
+  return acc.solve(lambda);
+}
+
+/** Runs the dense stack over the sequences and records, per layer, each part's inputs and targets. */
+function collect(stack: Stack, projectors: Projector[], sequences: Float32Array[][],
+                 onProgress?: (done: number, total: number) => void): Part[][] {
+  const steps = sequences.reduce((n, seq) => n + seq.length, 0);
+  if (steps === 0) throw new Error("fitLittleModules: no steps in the calibration sequences");
+  const parts = stack.layers.map((cell, l): Part[] => {
+    const k = projectors[l].k, R = cell.rows;
+    return cell.kind === "lstm"
+      ? [{ d: 2 * k, m: R, Z: new Float32Array(steps * 2 * k), Y: new Float32Array(steps * R) }]
+      : [0, 1].map(() => ({ d: k, m: R, Z: new Float32Array(steps * k), Y: new Float32Array(steps * R) }));
+  });
+  let t = 0;
+  for (const seq of sequences) {
+    stack.reset();
+    for (const x of seq) {
+      stack.layers.forEach((cell, l) => {
+        stack.loadLayer(l, x);
+        const p = projectors[l].project(cell.xh), k = projectors[l].k, [a, b] = parts[l];
+        cell.compute();
+        if (cell.kind === "lstm") {
+          a.Z.set(p, t * 2 * k);
+          a.Y.set(cell.pre, t * cell.rows);
+        } else {
+          a.Z.set(p.subarray(0, k), t * k); a.Y.set(cell.preX, t * cell.rows);
+          b.Z.set(p.subarray(k), t * k); b.Y.set(cell.preH, t * cell.rows);
+        }
+        stack.finishLayer(l);
+      });
+      t++;
+    }
+    onProgress?.(t, steps);
+  }
+  stack.reset();
+  return parts;
+}
+
+/** Little weights from the fitted parts: LSTM's joint (rows, 2k) splits by columns; GRU's are apart. */
+function splitWeights(fits: { W: Float32Array; b: Float32Array }[], rows: number, k: number): LittleWeights {
+  if (fits.length === 2) return { Wx: fits[0].W, bx: fits[0].b, Wh: fits[1].W, bh: fits[1].b };
+  const { W, b } = fits[0], Wx = new Float32Array(rows * k), Wh = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    Wx.set(W.subarray(r * 2 * k, r * 2 * k + k), r * k);
+    Wh.set(W.subarray(r * 2 * k + k, (r + 1) * 2 * k), r * k);
+  }
+  return { Wx, Wh, bx: b, bh: new Float32Array(rows) };
+}

@@ -1,0 +1,109 @@
+// A single LSTM layer at batch 1, PyTorch semantics (gate order i, f, g, o).
+//
+// Weights are stored for dual-module inference: row r of W is [weight_ih[r] | weight_hh[r]], so one
+// output neuron is one contiguous read, and the input is kept as one vector xh = [x | h] with h
+// updated in place. The big module of a dual-module step is computeRows(): only listed rows are read.
+import type { Runtime } from "../runtime/runtime.js";
+import * as check from "../kernels/check.js";
+
+export interface LstmWeights {
+  weight_ih: Float32Array; // (4H, E)
+  weight_hh: Float32Array; // (4H, H)
+  bias_ih: Float32Array;   // (4H)
+  bias_hh: Float32Array;   // (4H)
+}
+
+export class Lstm {
+  readonly kind = "lstm";
+  readonly gates = 4;
+  readonly rows: number;          // 4H gate neurons
+  readonly cols: number;          // E + H inputs per neuron
+  readonly W: Float32Array;       // (4H, E+H)
+  readonly b: Float32Array;       // (4H) = bias_ih + bias_hh
+  private readonly biases: [Float32Array, Float32Array]; // bias_ih, bias_hh as given, for weights()
+  readonly xh: Float32Array;      // (E+H) = [x | h]
+  readonly h: Float32Array;       // (H) view of xh's tail
+  readonly c: Float32Array;       // (H)
+  readonly pre: Float32Array;     // (4H) gate pre-activations of the current step
+
+  constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: LstmWeights) {
+    const k = "Lstm";
+    check.size(k, "input", input, 1);
+    check.size(k, "hidden", hidden, 1);
+    const E = input, H = hidden, R = 4 * H;
+    check.f32(k, "weight_ih", weights.weight_ih, R * E);
+    check.f32(k, "weight_hh", weights.weight_hh, R * H);
+    check.f32(k, "bias_ih", weights.bias_ih, R);
+    check.f32(k, "bias_hh", weights.bias_hh, R);
+    this.rows = R;
+    this.cols = E + H;
+    this.W = interleaveRows(rt, weights.weight_ih, weights.weight_hh, R, E, H);
+    this.b = rt.heap.f32(R);
+    for (let r = 0; r < R; r++) this.b[r] = weights.bias_ih[r] + weights.bias_hh[r];
+    this.biases = [weights.bias_ih.slice(), weights.bias_hh.slice()];
+    this.xh = rt.heap.f32(E + H);
+    this.h = this.xh.subarray(E);
+    this.c = rt.heap.f32(H);
+    this.pre = rt.heap.f32(R);
+  }
+
+  reset(): void { this.h.fill(0); this.c.fill(0); }
+
+  /** One dense step on input x. Returns h (a view that the next step overwrites). */
+  step(x: Float32Array): Float32Array {
+    this.load(x);
+    return this.compute();
+  }
+
+  /** A dense step on the input already in xh (stacks write [below | context] there themselves). */
+  compute(): Float32Array {
+    this.rt.kernels.matvec(this.pre, this.W, this.xh, this.b, this.rows, this.cols);
+    this.rt.kernels.lstmGates(this.h, this.c, this.pre, this.hidden);
+    return this.h;
+  }
+
+  /** Copies the step's input into xh. */
+  load(x: Float32Array): void {
+    check.f32("Lstm.step", "x", x, this.input);
+    this.xh.set(x);
+  }
+
+  /**
+   * The big module of a dual-module step: `pre` already holds the little module's estimates; the
+   * listed (sensitive) rows are recomputed exactly, then the state updates as usual.
+   */
+  computeRows(rowIdx: Int32Array, count: number): Float32Array {
+    this.rt.kernels.matvecRows(this.pre, this.W, this.xh, this.b, rowIdx, count, this.rows, this.cols);
+    this.rt.kernels.lstmGates(this.h, this.c, this.pre, this.hidden);
+    return this.h;
+  }
+
+  /** The weights under PyTorch's names (copies). */
+  weights(): LstmWeights {
+    const [weight_ih, weight_hh] = splitRows(this.W, this.rows, this.input, this.hidden);
+    return { weight_ih, weight_hh, bias_ih: this.biases[0].slice(), bias_hh: this.biases[1].slice() };
+  }
+
+  /** Bytes the big module reads for `count` rows (weights and bias). */
+  bigBytes(count: number): number { return count * (this.cols + 1) * 4; }
+}
+
+/** (R, A) and (R, B) into one heap matrix (R, A+B) whose row r is [a[r] | b[r]]. */
+export function interleaveRows(rt: Runtime, a: Float32Array, b: Float32Array, R: number, A: number, B: number): Float32Array {
+  const W = rt.heap.f32(R * (A + B));
+  for (let r = 0; r < R; r++) {
+    W.set(a.subarray(r * A, (r + 1) * A), r * (A + B));
+    W.set(b.subarray(r * B, (r + 1) * B), r * (A + B) + A);
+  }
+  return W;
+}
+
+/** The inverse of interleaveRows: (R, A+B) into (R, A) and (R, B). */
+export function splitRows(W: Float32Array, R: number, A: number, B: number): [Float32Array, Float32Array] {
+  const a = new Float32Array(R * A), b = new Float32Array(R * B);
+  for (let r = 0; r < R; r++) {
+    a.set(W.subarray(r * (A + B), r * (A + B) + A), r * A);
+    b.set(W.subarray(r * (A + B) + A, (r + 1) * (A + B)), r * B);
+  }
+  return [a, b];
+}

@@ -1,0 +1,133 @@
+// Single-operator ONNX models for the onnxruntime peer: a matrix-vector product, a general matrix
+// product, and one step of an LSTM or GRU cell from PyTorch-layout weights. Every model has fixed
+// shapes (batch 1 for the cells), so the peer sees exactly the work our kernels do.
+import { encodeModel, type GraphSpec, type TensorData, type ValueInfo } from "./proto.js";
+import type { OnnxModel } from "./peer.js";
+
+function model(g: GraphSpec): OnnxModel {
+  return { bytes: encodeModel(g), inputs: g.inputs, outputs: g.outputs };
+}
+
+function checkLength(what: string, name: string, a: Float32Array, n: number): void {
+  if (a.length !== n) throw new RangeError(`${what}: ${name} must have ${n} elements, got ${a.length}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+export interface GemmModelOptions {
+  /** A is fed as (k, m) and transposed. */
+  transA?: boolean;
+  /** B is (n, k) and transposed. */
+  transB?: boolean;
+  /** A constant B (weights): an initializer, which onnxruntime prepacks once. Default: B is fed. */
+  B?: Float32Array;
+}
+
+/**
+ * Y (m, n) = op(A) (m, k) · op(B) (k, n) as one Gemm node. Inputs "A" (and "B" unless constant),
+ * output "Y".
+ */
+export function gemmModel(m: number, n: number, k: number, opts: GemmModelOptions = {}): OnnxModel {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const aDims = transA ? [k, m] : [m, k], bDims = transB ? [n, k] : [k, n];
+  const inputs: ValueInfo[] = [{ name: "A", dims: aDims }];
+  const initializers: TensorData[] = [];
+  if (opts.B) {
+    checkLength("gemmModel", "B", opts.B, n * k);
+    initializers.push({ name: "B", dims: bDims, data: opts.B });
+  } else {
+    inputs.push({ name: "B", dims: bDims });
+  }
+  return model({
+    name: "gemm",
+    nodes: [{
+      opType: "Gemm", inputs: ["A", "B"], outputs: ["Y"],
+      attributes: [{ name: "transA", int: transA ? 1 : 0 }, { name: "transB", int: transB ? 1 : 0 }],
+    }],
+    initializers, inputs, outputs: [{ name: "Y", dims: [m, n] }],
+  });
+}
+
+/**
+ * y (1, rows) = x (1, cols) · Wᵀ for a row-major W (rows, cols): our matvec. Input "A", output "Y".
+ *
+ * Layout: Gemm with transB = 1 on W as it is. MatMul on a transposed (cols, rows) copy was timed
+ * against it (6000×3000 and 4096×2048, batch 1 and 20, 1 and 2 threads): no difference beyond the
+ * noise, and bit-identical outputs, because onnxruntime prepacks a constant B of either node into
+ * the same MLAS panel layout at session creation. Gemm then wins by needing no transposed copy.
+ */
+export function matmulModel(rows: number, cols: number, W: Float32Array): OnnxModel {
+  return gemmModel(1, rows, cols, { B: W, transB: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recurrent cells, one time step at batch 1
+
+/** PyTorch's parameters of nn.LSTM / nn.GRU layer 0 (gate rows G·H: 4H for LSTM, 3H for GRU). */
+export interface CellWeights {
+  weight_ih: Float32Array; // (G·H, E)
+  weight_hh: Float32Array; // (G·H, H)
+  bias_ih: Float32Array;   // (G·H)
+  bias_hh: Float32Array;   // (G·H)
+}
+
+/**
+ * Gate blocks of `src` (gates·H rows of `cols`) in ONNX order: block g of the result is PyTorch's
+ * block order[g].
+ */
+function reorderGates(src: Float32Array, order: readonly number[], H: number, cols: number): Float32Array {
+  const out = new Float32Array(src.length), block = H * cols;
+  order.forEach((from, to) => out.set(src.subarray(from * block, (from + 1) * block), to * block));
+  return out;
+}
+
+// ONNX LSTM gates are i, o, f, c; PyTorch's are i, f, g(=c), o.
+const LSTM_ORDER = [0, 3, 1, 2];
+// ONNX GRU gates are z, r, h; PyTorch's are r, z, n(=h).
+const GRU_ORDER = [1, 0, 2];
+
+function cellModel(op: "LSTM" | "GRU", E: number, H: number, w: CellWeights): OnnxModel {
+  const lstm = op === "LSTM", G = lstm ? 4 : 3, order = lstm ? LSTM_ORDER : GRU_ORDER;
+  const what = `${op.toLowerCase()}Model`;
+  checkLength(what, "weight_ih", w.weight_ih, G * H * E);
+  checkLength(what, "weight_hh", w.weight_hh, G * H * H);
+  checkLength(what, "bias_ih", w.bias_ih, G * H);
+  checkLength(what, "bias_hh", w.bias_hh, G * H);
+  const B = new Float32Array(2 * G * H); // ONNX B is [Wb | Rb]
+  B.set(reorderGates(w.bias_ih, order, H, 1), 0);
+  B.set(reorderGates(w.bias_hh, order, H, 1), G * H);
+  const state: ValueInfo[] = lstm ? [{ name: "h0", dims: [1, 1, H] }, { name: "c0", dims: [1, 1, H] }] : [{ name: "h0", dims: [1, 1, H] }];
+  const outputs: ValueInfo[] = lstm ? [{ name: "h1", dims: [1, 1, H] }, { name: "c1", dims: [1, 1, H] }] : [{ name: "h1", dims: [1, 1, H] }];
+  return model({
+    name: op.toLowerCase(),
+    nodes: [{
+      opType: op,
+      // X, W, R, B, sequence_lens (none), initial_h[, initial_c]; outputs Y (unused), Y_h[, Y_c].
+      inputs: ["x", "W", "R", "B", "", ...state.map((v) => v.name)],
+      outputs: ["", ...outputs.map((v) => v.name)],
+      attributes: [
+        { name: "hidden_size", int: H },
+        // PyTorch's GRU applies r after the recurrent product and its bias: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
+        ...(lstm ? [] : [{ name: "linear_before_reset", int: 1 }]),
+      ],
+    }],
+    initializers: [
+      { name: "W", dims: [1, G * H, E], data: reorderGates(w.weight_ih, order, H, E) },
+      { name: "R", dims: [1, G * H, H], data: reorderGates(w.weight_hh, order, H, H) },
+      { name: "B", dims: [1, 2 * G * H], data: B },
+    ],
+    inputs: [{ name: "x", dims: [1, 1, E] }, ...state],
+    outputs,
+  });
+}
+
+/** One LSTM step: inputs x (1,1,E), h0 (1,1,H), c0 (1,1,H); outputs h1, c1 (1,1,H). PyTorch semantics. */
+export function lstmModel(inputSize: number, hiddenSize: number, weights: CellWeights): OnnxModel {
+  return cellModel("LSTM", inputSize, hiddenSize, weights);
+}
+
+/** One GRU step: inputs x (1,1,E), h0 (1,1,H); output h1 (1,1,H). PyTorch semantics. */
+export function gruModel(inputSize: number, hiddenSize: number, weights: CellWeights): OnnxModel {
+  return cellModel("GRU", inputSize, hiddenSize, weights);
+}
