@@ -1,7 +1,8 @@
 // INT8 symmetric quantization: a vector quantized per call, and int8 matrix-vector products with
-// one scale per weight row, dense and row-sparse, plus a dense one over int4 weights. Products are summed exactly in i32 (the caller
-// bounds cols so the sum cannot overflow); only the final scaling rounds. Both builds run the same
-// code: relaxed SIMD's int8 dot product is exact only for 7-bit operands.
+// one scale per weight row, dense and row-sparse, plus a dense one over packed int4 weights.
+// Products are summed exactly in i32 (the caller bounds cols so the sum cannot overflow); only the
+// final scaling rounds. Both builds run the same code: relaxed SIMD's int8 dot product is exact only
+// for 7-bit operands.
 import { shareStart } from "./common";
 import { rowAt } from "./matvec";
 
@@ -14,7 +15,8 @@ export function quantize_i8(q: usize, x: usize, n: i32): f32 {
   let m = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= n; i += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>i << 2))));
-  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)),
+                 max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
   for (; i < n; i++) amax = max(amax, abs(load<f32>(x + (<usize>i << 2))));
   const scale = amax / QMAX;
   if (scale == 0) {

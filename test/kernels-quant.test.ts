@@ -171,13 +171,14 @@ test("matvecI4 equals the exact integer product of the unpacked weights", async 
 
 test("packInt4 lays out 32-column groups as low and high nibbles and rejects values outside int4", () => {
   const q = new Int8Array(34);
-  for (let c = 0; c < 34; c++) q[c] = (c % 16) - 8;
+  for (let c = 0; c < 34; c++) q[c] = (c % 15) - 7;
   const W4 = new Uint8Array(i4RowBytes(34));
   assert.equal(W4.length, 32);
   packInt4(W4, q, 1, 34);
-  // Byte 1 holds column 1 (-7 → 0x9) low and column 17 (1) high; byte 17 holds column 33 (-7) low, padding high.
-  assert.equal(W4[1], 0x19);
-  assert.equal(W4[17], 0x09);
+  // Byte 1 holds column 1 (-6 → 0xA) low and column 17 (-5 → 0xB) high; byte 17 holds column 33
+  // (-4 → 0xC) low and padding high.
+  assert.equal(W4[1], 0xba);
+  assert.equal(W4[17], 0x0c);
   assert.equal(W4[18], 0);
   q[5] = 8;
   assert.throws(() => packInt4(W4, q, 1, 34), /packInt4: q\[5\] = 8 is outside the int4 range \[-8, 7\]/);

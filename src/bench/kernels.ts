@@ -11,6 +11,7 @@
 // outputs into JavaScript, as any caller pays them.
 import { writeFileSync, renameSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { formatTable, timeMedian } from "./stats.js";
 import { Runtime } from "../runtime/runtime.js";
 import { enableRelaxedSimd } from "../runtime/wasm.js";
 import { Rng } from "../util/random.js";
@@ -54,27 +55,9 @@ interface Results { bandwidth_gbps: Record<string, number>; matvec: MatvecResult
 // ---------------------------------------------------------------------------------------------
 // Timing
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
-
-/**
- * Median ms of REPS runs of `run` after WARMUP, each preceded (untimed) by `prepare` and, when
- * `flush` is given, by a cache flush and a 1 ms pause. An asynchronous run is awaited inside the timing.
- */
-async function time(run: () => unknown, flush: (() => void) | null, prepare?: () => void): Promise<number> {
-  const ms: number[] = [];
-  for (let i = 0; i < WARMUP + REPS; i++) {
-    prepare?.();
-    if (flush) { flush(); await sleep(1); }
-    const t0 = performance.now();
-    const r = run();
-    if (r instanceof Promise) await r;
-    const t = performance.now() - t0;
-    if (i >= WARMUP) ms.push(t);
-  }
-  return median(ms);
+/** Median ms of REPS runs after WARMUP; see stats.ts for the flush and the pause. */
+function time(run: () => unknown, flush: (() => void) | null, prepare?: () => void): Promise<number> {
+  return timeMedian(run, { warmup: WARMUP, reps: REPS, flush, prepare });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,11 +184,6 @@ async function benchThreads(threads: number, weights: Weights[], results: Result
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function table(header: string[], rows: string[][]): string {
-  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i < 3 ? c.padEnd(width[i]) : c.padStart(width[i]))).join("  ");
-  return [line(header), line(width.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
 
 const fmt = (v: number | null, digits = 2) => (v === null ? "-" : v.toFixed(digits));
 
@@ -236,11 +214,11 @@ function report(results: Results, variant: string): string {
       r.dtype === "i8" && r.rows_fraction === 1 ? (r.ours_ms / same("f32", 1).ours_ms).toFixed(2) : "-",
     ]);
   }
-  out.push(table(["threads", "shape", "dtype", "rows", "ours ms", "GB/s", "% of bw", "ORT ms", "ours/ORT", "/dense", "i8/f32"], rows));
+  out.push(formatTable(["threads", "shape", "dtype", "rows", "ours ms", "GB/s", "% of bw", "ORT ms", "ours/ORT", "/dense", "i8/f32"], rows));
   out.push("");
 
   out.push("GEMM, C (m, n) = op(A) (m, k) · op(B) (k, n) (GFLOP/s, 2mnk per product)");
-  out.push(table(["threads", "product", "m×n×k", "ours GFLOP/s", "ORT GFLOP/s", "ours/ORT"],
+  out.push(formatTable(["threads", "product", "m×n×k", "ours GFLOP/s", "ORT GFLOP/s", "ours/ORT"],
     results.gemm.map((g) => {
       const s = GEMM_SHAPES.find((q) => q.m === g.m && q.n === g.n && q.k === g.k)!;
       return [String(g.threads), s.label, `${g.m}×${g.n}×${g.k}`, g.gflops.toFixed(1), fmt(g.ort_gflops, 1),

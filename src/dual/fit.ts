@@ -5,12 +5,14 @@
 //   LSTM: one joint fit of pre = W·x + b from [P_x x | P_h h]; its columns split into W_LL_x, W_LL_h.
 //   GRU: the x part and the h part are fitted apart (the candidate gate needs them apart).
 import type { Runtime } from "../runtime/runtime.js";
-import type { Stack } from "../layers/stack.js";
+import type { Stack, Cell } from "../layers/stack.js";
+import { splitRows, type Lstm } from "../layers/lstm.js";
+import type { Gru } from "../layers/gru.js";
 import { LittleModule, Projector, type LittleWeights } from "./little.js";
 import type { Bits } from "./quantize.js";
-import { jlDim } from "./projection.js";
-import { RidgeAccumulator, fitError } from "./ridge.js";
-import { fitSgd, projectedInit } from "./sgd.js";
+import { jlDim, projectWeights } from "./projection.js";
+import { RidgeAccumulator, fitError, type GemmBackend } from "./ridge.js";
+import { fitSgd } from "./sgd.js";
 
 export type FitMethod = "ridge" | "sgd";
 
@@ -23,7 +25,7 @@ export interface FitOptions {
   method?: FitMethod;     // default "ridge"
   lambda?: number;        // ridge regularisation, relative to the mean Gram diagonal (default 1e-4)
   sgd?: { epochs?: number; lr?: number; batch?: number };
-  /** Held-out sequences: the fit's error is reported on them (and SGD schedules its rate by them). */
+  /** Held-out sequences: the fit's error is reported on them; SGD needs them for its rate schedule. */
   validation?: Float32Array[][];
   onProgress?: (what: string, done: number, total: number) => void;
 }
@@ -50,29 +52,37 @@ export function fitLittleModules(rt: Runtime, stack: Stack, sequences: Float32Ar
   const train = collect(stack, projectors, sequences, (d, t) => options.onProgress?.("collect", d, t));
   const valid = options.validation ? collect(stack, projectors, options.validation) : null;
 
+  if (method === "sgd" && !valid) throw new Error("fitLittleModules: the SGD fit needs validation sequences (options.validation)");
+  const backend: GemmBackend = { gemm: rt.kernels.gemm, alloc: (n) => rt.heap.f32(n), release: (a) => rt.heap.release(a) };
+
   const littles: LittleModule[] = [];
   const report: FitReport[] = [];
   stack.layers.forEach((cell, l) => {
-    const proj = projectors[l], k = proj.k;
-    const fits = train[l].map((part, j) => {
-      const val = valid?.[l][j] ?? null;
+    const k = projectors[l].k, parts = train[l];
+    // SGD starts from the projected big weights W·Pᵀ (rows, 2k): all of it for the LSTM's joint
+    // fit, its x and h column halves for the GRU's parts.
+    const init = method === "sgd" ? initialWeights(cell, projectors[l], parts.length) : null;
+    const fits = parts.map((part, j) => {
+      const val = valid ? valid[l][j] : null;
       const fit = method === "ridge"
-        ? ridge(rt, part, lambda)
+        ? ridge(part, lambda, backend)
         : fitSgd({
-            Z: part.Z, Y: part.Y, samples: samples(part), d: part.d, m: part.m,
-            init: projectedInit(cell.W, cell.rows, cell.cols, proj.projection, j, train[l].length),
-            valZ: val?.Z, valY: val?.Y, valSamples: val ? samples(val) : 0,
-            epochs: options.sgd?.epochs, lr: options.sgd?.lr, batch: options.sgd?.batch, seed: seed + l,
+            Z: part.Z, Y: part.Y, samples: samples(part), d: part.d, m: part.m, init: init![j],
+            valZ: val!.Z, valY: val!.Y, valSamples: samples(val!), backend,
+            epochs: options.sgd?.epochs ?? 10, lr: options.sgd?.lr, batch: options.sgd?.batch, seed: seed + l,
           });
-      return { ...fit, train: fitError(fit.W, fit.b, part.Z, part.Y, samples(part)), val: val ? fitError(fit.W, fit.b, val.Z, val.Y, samples(val)) : null };
+      return {
+        ...fit,
+        train: fitError(fit.W, fit.b, part.Z, part.Y, samples(part), { backend }),
+        val: val ? fitError(fit.W, fit.b, val.Z, val.Y, samples(val), { backend }) : null,
+      };
     });
-    const weights = splitWeights(fits, cell.rows, k);
-    littles.push(new LittleModule(rt, cell.rows, cell.input, cell.hidden, k, seed + l, bits, weights));
+    littles.push(new LittleModule(rt, cell.rows, cell.input, cell.hidden, k, seed + l, bits, splitWeights(fits, cell.rows, k)));
     report.push({
-      layer: l, method, k, samples: samples(train[l][0]),
-      trainMse: mean(fits.map((f) => f.train.mse)),
-      validationMse: valid ? mean(fits.map((f) => f.val!.mse)) : null,
-      validationR2: valid ? mean(fits.map((f) => f.val!.r2)) : null,
+      layer: l, method, k, samples: samples(parts[0]),
+      trainMse: mean(fits.map((f) => f.train.mseAll)),
+      validationMse: valid ? mean(fits.map((f) => f.val!.mseAll)) : null,
+      validationR2: valid ? mean(fits.map((f) => f.val!.r2All)) : null,
     });
   });
   return { littles, report };
@@ -81,14 +91,22 @@ export function fitLittleModules(rt: Runtime, stack: Stack, sequences: Float32Ar
 function samples(p: Part): number { return p.Y.length / p.m; }
 function mean(a: number[]): number { return a.reduce((s, v) => s + v, 0) / a.length; }
 
-function ridge(rt: Runtime, part: Part, lambda: number): { W: Float32Array; b: Float32Array } {
-  const acc = new RidgeAccumulator(part.d, part.m, rt.kernels.gemm.bind(rt.kernels), (n) => rt.heap.f32(n));
-  const n = samples(part), batch = 256;
-  for (let s = 0; s < n; s += batch) {
-    const b = Math.min(batch, n - s);
-    acc.add(part.Z.subarray(s * part.d, (s + b) * part.d), part.Y.subarray(s * part.m, (s + b) * part.m), b);
+function ridge(part: Part, lambda: number, backend: GemmBackend): { W: Float32Array; b: Float32Array } {
+  const acc = new RidgeAccumulator(part.d, part.m, { backend });
+  try {
+    acc.add(part.Z, part.Y, samples(part));
+    return acc.solve(lambda);
+  } finally {
+    acc.close();
   }
-  return acc.solve(lambda);
+}
+
+/** W·Pᵀ and the big bias, split like the parts: one (rows, 2k) part for an LSTM, x and h halves for a GRU. */
+function initialWeights(cell: Cell, projector: Projector, parts: number): { W: Float32Array; b: Float32Array }[] {
+  const WP = projectWeights(projector.projection, cell.W, cell.rows), k = projector.k;
+  if (parts === 1) return [{ W: WP, b: (cell as Lstm).b.slice() }];
+  const gru = cell as Gru, [Wx, Wh] = splitRows(WP, cell.rows, k, k);
+  return [{ W: Wx, b: gru.bIh.slice() }, { W: Wh, b: gru.bHh.slice() }];
 }
 
 /** Runs the dense stack over the sequences and records, per layer, each part's inputs and targets. */
@@ -130,10 +148,6 @@ function collect(stack: Stack, projectors: Projector[], sequences: Float32Array[
 /** Little weights from the fitted parts: LSTM's joint (rows, 2k) splits by columns; GRU's are apart. */
 function splitWeights(fits: { W: Float32Array; b: Float32Array }[], rows: number, k: number): LittleWeights {
   if (fits.length === 2) return { Wx: fits[0].W, bx: fits[0].b, Wh: fits[1].W, bh: fits[1].b };
-  const { W, b } = fits[0], Wx = new Float32Array(rows * k), Wh = new Float32Array(rows * k);
-  for (let r = 0; r < rows; r++) {
-    Wx.set(W.subarray(r * 2 * k, r * 2 * k + k), r * k);
-    Wh.set(W.subarray(r * 2 * k + k, (r + 1) * 2 * k), r * k);
-  }
-  return { Wx, Wh, bx: b, bh: new Float32Array(rows) };
+  const [Wx, Wh] = splitRows(fits[0].W, rows, k, k);
+  return { Wx, Wh, bx: fits[0].b, bh: new Float32Array(rows) };
 }

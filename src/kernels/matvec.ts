@@ -61,7 +61,8 @@ function checkSplit(k: string, y1: unknown, y2: unknown, W: unknown, x: unknown,
 }
 
 /** W[r, c0:c1]·x[c0:c1] + (b ? b[r] : 0), the reference's one loop. */
-function dotRef(W: Float32Array, x: Float32Array, b: Float32Array | null, r: number, cols: number, c0: number, c1: number): number {
+function dotRef(W: Float32Array, x: Float32Array, b: Float32Array | null, r: number, cols: number,
+                c0: number, c1: number): number {
   let s = 0;
   for (let c = c0; c < c1; c++) s += W[r * cols + c] * x[c];
   return s + (b ? b[r] : 0);

@@ -1,6 +1,7 @@
 // INT8 symmetric quantization (per-vector scale for inputs, per-row scales for weights) and int8
-// matrix-vector products, dense and row-sparse, plus a dense one over packed int4 weights. Integer sums are exact; only the final scaling
-// rounds, in a fixed order, so the fast kernels match the reference bit for bit.
+// matrix-vector products, dense and row-sparse, plus a dense one over packed int4 weights. Integer
+// sums are exact; only the final scaling rounds, in a fixed order, so the fast kernels match the
+// reference bit for bit.
 // Each kernel has a plain TypeScript twin (the reference) and a WebAssembly SIMD version.
 import * as check from "./check.js";
 import type { WasmContext } from "./context.js";

@@ -131,3 +131,50 @@ export function lstmModel(inputSize: number, hiddenSize: number, weights: CellWe
 export function gruModel(inputSize: number, hiddenSize: number, weights: CellWeights): OnnxModel {
   return cellModel("GRU", inputSize, hiddenSize, weights);
 }
+
+/**
+ * One step of GNMT's stacked LSTM decoder: layer l reads Concat(below, ctx) (below = x for layer 0),
+ * and from layer `residualFrom` on its output is Y_h + below. Inputs x (1,1,X), ctx (1,1,C), and
+ * h0_l, c0_l (1,1,H) per layer; output "y" (1,1,H), the top layer's output.
+ */
+export function gnmtStackModel(X: number, H: number, C: number, residualFrom: number, layers: CellWeights[]): OnnxModel {
+  const G = 4, nodes: GraphSpec["nodes"] = [], initializers: TensorData[] = [];
+  const state: ValueInfo[] = [];
+  let below = "x", belowSize = X;
+  layers.forEach((w, l) => {
+    const E = belowSize + C, what = `gnmtStackModel layer ${l}`;
+    checkLength(what, "weight_ih", w.weight_ih, G * H * E);
+    checkLength(what, "weight_hh", w.weight_hh, G * H * H);
+    checkLength(what, "bias_ih", w.bias_ih, G * H);
+    checkLength(what, "bias_hh", w.bias_hh, G * H);
+    const B = new Float32Array(2 * G * H);
+    B.set(reorderGates(w.bias_ih, LSTM_ORDER, H, 1), 0);
+    B.set(reorderGates(w.bias_hh, LSTM_ORDER, H, 1), G * H);
+    initializers.push(
+      { name: `W${l}`, dims: [1, G * H, E], data: reorderGates(w.weight_ih, LSTM_ORDER, H, E) },
+      { name: `R${l}`, dims: [1, G * H, H], data: reorderGates(w.weight_hh, LSTM_ORDER, H, H) },
+      { name: `B${l}`, dims: [1, 2 * G * H], data: B },
+    );
+    state.push({ name: `h0_${l}`, dims: [1, 1, H] }, { name: `c0_${l}`, dims: [1, 1, H] });
+    nodes.push(
+      { opType: "Concat", inputs: [below, "ctx"], outputs: [`in${l}`], attributes: [{ name: "axis", int: 2 }] },
+      {
+        opType: "LSTM", inputs: [`in${l}`, `W${l}`, `R${l}`, `B${l}`, "", `h0_${l}`, `c0_${l}`],
+        outputs: ["", `h${l}`, `c${l}`], attributes: [{ name: "hidden_size", int: H }],
+      },
+    );
+    let out = `h${l}`;
+    if (l >= residualFrom && l > 0) {
+      nodes.push({ opType: "Add", inputs: [out, below], outputs: [`out${l}`] });
+      out = `out${l}`;
+    }
+    below = out;
+    belowSize = H;
+  });
+  nodes.push({ opType: "Identity", inputs: [below], outputs: ["y"] });
+  return model({
+    name: "gnmt_stack", nodes, initializers,
+    inputs: [{ name: "x", dims: [1, 1, X] }, { name: "ctx", dims: [1, 1, C] }, ...state],
+    outputs: [{ name: "y", dims: [1, 1, H] }],
+  });
+}

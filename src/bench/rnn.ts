@@ -1,0 +1,187 @@
+// `dmi bench rnn`: per-step time at batch 1 of dense and dual-module recurrent cells at the paper's
+// shapes, against onnxruntime-node's dense cell on the same weights, in one process.
+// Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
+// weights and thresholds calibrated to each ratio, not from random draws.
+import { parseArgs } from "node:util";
+import { Runtime } from "../runtime/runtime.js";
+import { Stack, gateCount, layerInput, type StackConfig, type LayerWeights } from "../layers/stack.js";
+import { DualModel, gateRegions } from "../dual/dual.js";
+import { fitLittleModules } from "../dual/fit.js";
+import { OrtPeer } from "../onnx/peer.js";
+import { gruModel, lstmModel, gnmtStackModel } from "../onnx/graphs.js";
+import { writeFileAtomic } from "../io/files.js";
+import { Rng } from "../util/random.js";
+import { Progress } from "../util/progress.js";
+import { formatTable, timeMedian } from "./stats.js";
+
+type CellName = "lstm" | "gru" | "gnmt-layer" | "gnmt-stack";
+type Cache = "cold" | "warm";
+
+interface Shape { cell: CellName; config: StackConfig }
+
+/** The paper's shapes: LSTM/GRU LMs (H = E = 750, 1500), GNMT decoder layers and the 4-layer decoder. */
+const SHAPES: Shape[] = [
+  ...(["lstm", "gru"] as const).flatMap((kind) => [750, 1500].map((h): Shape => ({
+    cell: kind, config: { kind, input: h, hidden: h, layers: 1, context: 0, residualFrom: 1 },
+  }))),
+  ...[1024, 2048].map((input): Shape => ({
+    cell: "gnmt-layer", config: { kind: "lstm", input, hidden: 1024, layers: 1, context: 0, residualFrom: 1 },
+  })),
+  // GNMT's decoder: every layer reads [below (1024) | attention context (1024)]; residuals from the third layer.
+  { cell: "gnmt-stack", config: { kind: "lstm", input: 1024, hidden: 1024, layers: 4, context: 1024, residualFrom: 2 } },
+];
+
+export interface RnnBenchRow {
+  cell: CellName; hidden: number; input: number; ratio: number; achieved_ratio: number;
+  threads: number; cache: Cache; dense_ms: number; ort_ms: number | null; dual_ms: number;
+  little_ms: number; bytes_dense: number; bytes_dual: number; weights: "random";
+}
+
+const FLUSH_BYTES = 64 * 2 ** 20; // larger than the last-level cache
+const WARMUP = 10;
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      cell: { type: "string" }, hidden: { type: "string" }, input: { type: "string" },
+      ratios: { type: "string", default: "0,0.1,0.3,0.5,0.7,0.9" }, threads: { type: "string", default: "1,2" },
+      cache: { type: "string", default: "cold,warm" }, steps: { type: "string", default: "100" },
+      json: { type: "string" }, help: { type: "boolean" },
+    },
+  });
+  if (values.help) {
+    console.log(`dmi bench rnn [--cell lstm,gru,gnmt-layer,gnmt-stack] [--hidden N,..] [--input N,..]
+  [--ratios 0,0.1,0.3,0.5,0.7,0.9] [--threads 1,2] [--cache cold,warm] [--steps 100] [--json FILE]`);
+    return;
+  }
+  const list = (s: string | undefined) => s?.split(",").map((v) => v.trim()).filter(Boolean);
+  const numbers = (s: string | undefined, name: string) => list(s)?.map((v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`--${name}: ${JSON.stringify(v)} is not a number`);
+    return n;
+  });
+  const cells = list(values.cell), hiddens = numbers(values.hidden, "hidden"), inputs = numbers(values.input, "input");
+  for (const c of cells ?? []) if (!SHAPES.some((s) => s.cell === c)) throw new Error(`--cell: unknown cell ${c} (lstm, gru, gnmt-layer, gnmt-stack)`);
+  const ratios = numbers(values.ratios, "ratios")!;
+  for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`--ratios: ${r} is outside [0, 1)`);
+  const threads = numbers(values.threads, "threads")!;
+  const caches = list(values.cache)! as Cache[];
+  for (const c of caches) if (c !== "cold" && c !== "warm") throw new Error(`--cache: ${c} is not cold or warm`);
+  const steps = Number(values.steps);
+  if (!Number.isInteger(steps) || steps < 5) throw new Error("--steps must be an integer ≥ 5");
+
+  const shapes = SHAPES.filter((s) => (!cells || cells.includes(s.cell)) && (!hiddens || hiddens.includes(s.config.hidden)) &&
+    (!inputs || inputs.includes(benchInput(s))));
+  if (shapes.length === 0) throw new Error("no shape matches --cell/--hidden/--input");
+  const rt = await Runtime.create({ threads: Math.max(...threads) });
+  console.error(`dmi bench rnn: ${rt.variant} build, up to ${rt.threads} threads; random weights; ${steps} steps per median`);
+  const rows: RnnBenchRow[] = [];
+  try {
+    const flush = rt.heap.f32(FLUSH_BYTES / 4);
+    for (const shape of shapes) rows.push(...(await benchShape(rt, shape, ratios, threads, caches, steps, flush)));
+  } finally {
+    await rt.close();
+  }
+  console.log(formatRows(rows));
+  if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
+}
+
+/** The input size the table reports: what one layer reads besides h ([x | context] for the stack). */
+function benchInput(s: Shape): number { return s.config.input + s.config.context; }
+
+async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
+                          steps: number, flush: Float32Array): Promise<RnnBenchRow[]> {
+  const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
+  const rng = new Rng(H * 7 + config.input + config.layers);
+  const weights = Array.from({ length: config.layers }, (_, l) => randomWeights(rng, config, l));
+  const stack = new Stack(rt, config, weights);
+  const seq = (n: number) => Array.from({ length: n }, () => randn(rng, config.input + config.context));
+  const train = Array.from({ length: 60 }, () => seq(35)), valid = Array.from({ length: 10 }, () => seq(35));
+  const timed = seq(steps);
+
+  const progress = new Progress(`${name}: fit`, train.length * 35);
+  const { littles } = fitLittleModules(rt, stack, train, { onProgress: (_w, d) => progress.update(d) });
+  const dual = new DualModel(rt, stack, littles);
+  const thresholds = ratios.map((r) => (r === 0 ? null : dual.calibrate(valid, r)));
+
+  const rows: RnnBenchRow[] = [];
+  for (const t of threads) {
+    rt.pool.active = t;
+    const ort = await ortCell(shape, weights, t);
+    try {
+      for (const cache of caches) {
+        const before = cache === "cold" ? () => { rt.kernels.sum(flush, flush.length); } : null;
+        const dense = await timeSteps(timed, before, (x) => { stack.step(x); }, () => stack.reset());
+        const ortMs = await timeSteps(timed, before, (x) => { ort.load(x); return ort.peer.run(ort.feeds); }, () => {});
+        // Nothing sensitive: what is left is the projection, the little module, selection and the gate update.
+        dual.setThresholds(dual.thresholds.map(() => gateRegions(config.kind).map((r) => (r === "tanh" ? 0 : 1))));
+        const little = await timeSteps(timed, before, (x) => { dual.step(x); }, () => dual.reset());
+        for (const [i, ratio] of ratios.entries()) {
+          if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
+          dual.accounting.reset();
+          const ms = await timeSteps(timed, before, (x) => { dual.step(x); }, () => dual.reset());
+          const report = dual.accounting.report();
+          rows.push({
+            cell: shape.cell, hidden: H, input: benchInput(shape), ratio, achieved_ratio: report.insensitiveRatio,
+            threads: t, cache, dense_ms: dense, ort_ms: ortMs, dual_ms: ms, little_ms: little,
+            bytes_dense: report.perStep.denseBytes, bytes_dual: report.perStep.bigBytes + report.perStep.littleBytes,
+            weights: "random",
+          });
+        }
+        console.error(`${name}, ${t} thread(s), ${cache}: dense ${dense.toFixed(3)} ms, ort ${ortMs.toFixed(3)} ms, little ${little.toFixed(3)} ms`);
+      }
+    } finally {
+      await ort.peer.release();
+    }
+  }
+  rt.pool.active = rt.threads;
+  return rows;
+}
+
+/** Median ms of one step, stepping through the sequence (state carried, as in decoding) after a warm-up. */
+function timeSteps(seq: Float32Array[], flush: (() => void) | null, step: (x: Float32Array) => unknown, reset: () => void): Promise<number> {
+  let i = 0;
+  reset();
+  return timeMedian(() => step(seq[i++ % seq.length]), { warmup: WARMUP, reps: seq.length, flush });
+}
+
+function randomWeights(rng: Rng, config: StackConfig, l: number): LayerWeights {
+  const R = gateCount(config.kind) * config.hidden, E = layerInput(config, l), bound = 1 / Math.sqrt(config.hidden);
+  const u = (n: number) => { const a = new Float32Array(n); rng.fillUniform(a, -bound, bound); return a; };
+  return { weight_ih: u(R * E), weight_hh: u(R * config.hidden), bias_ih: u(R), bias_hh: u(R) };
+}
+
+function randn(rng: Rng, n: number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = rng.normal();
+  return x;
+}
+
+/** onnxruntime's dense model of the shape, its feeds, and how a step input [x | context] enters them. */
+async function ortCell(shape: Shape, weights: LayerWeights[], threads: number):
+    Promise<{ peer: OrtPeer; feeds: Record<string, Float32Array>; load: (x: Float32Array) => void }> {
+  const c = shape.config, H = c.hidden, zeros = () => new Float32Array(H);
+  if (shape.cell === "gnmt-stack") {
+    const feeds: Record<string, Float32Array> = { x: new Float32Array(c.input), ctx: new Float32Array(c.context) };
+    weights.forEach((_, l) => { feeds[`h0_${l}`] = zeros(); feeds[`c0_${l}`] = zeros(); });
+    const peer = await OrtPeer.create(gnmtStackModel(c.input, H, c.context, c.residualFrom, weights), threads);
+    return { peer, feeds, load: (x) => { feeds.x.set(x.subarray(0, c.input)); feeds.ctx.set(x.subarray(c.input)); } };
+  }
+  const lstm = c.kind === "lstm";
+  const feeds: Record<string, Float32Array> = lstm
+    ? { x: new Float32Array(c.input), h0: zeros(), c0: zeros() } : { x: new Float32Array(c.input), h0: zeros() };
+  const peer = await OrtPeer.create(lstm ? lstmModel(c.input, H, weights[0]) : gruModel(c.input, H, weights[0]), threads);
+  return { peer, feeds, load: (x) => feeds.x.set(x) };
+}
+
+function formatRows(rows: RnnBenchRow[]): string {
+  return formatTable(
+    ["cell", "H", "E", "ratio", "achieved", "threads", "cache", "dense ms", "ort ms", "dual ms", "x dense", "x ort", "little %", "MB dense", "MB dual"],
+    rows.map((r) => [
+      r.cell, r.hidden, r.input, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), r.threads, r.cache,
+      r.dense_ms.toFixed(3), r.ort_ms?.toFixed(3) ?? "n/a", r.dual_ms.toFixed(3),
+      (r.dense_ms / r.dual_ms).toFixed(2), r.ort_ms ? (r.ort_ms / r.dual_ms).toFixed(2) : "n/a",
+      ((100 * r.little_ms) / r.dense_ms).toFixed(1), (r.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2),
+    ]));
+}

@@ -1,0 +1,41 @@
+// Timing and reporting shared by the benchmarks: medians of warmed-up runs, each optionally
+// preceded (untimed) by a cache flush, and aligned text tables.
+import { setTimeout as sleep } from "node:timers/promises";
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+export interface TimeOptions {
+  warmup: number;
+  reps: number;
+  /** Untimed, before each run: evicts the weights from the caches. A 1 ms pause follows, so that
+   *  spinning pool threads (ours or onnxruntime's) are asleep and neither side holds a core. */
+  flush?: (() => void) | null;
+  /** Untimed, before each run (and before the flush): e.g. pick the next input. */
+  prepare?: () => void;
+}
+
+/** Median milliseconds of `reps` runs after `warmup` runs; an asynchronous run is awaited inside the timing. */
+export async function timeMedian(run: () => unknown, o: TimeOptions): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < o.warmup + o.reps; i++) {
+    o.prepare?.();
+    if (o.flush) { o.flush(); await sleep(1); }
+    const t0 = performance.now();
+    const r = run();
+    if (r instanceof Promise) await r;
+    const t = performance.now() - t0;
+    if (i >= o.warmup) ms.push(t);
+  }
+  return median(ms);
+}
+
+/** An aligned text table: the first `left` columns left-aligned, the rest right-aligned. */
+export function formatTable(header: string[], rows: (string | number)[][], left = 3): string {
+  const cells = rows.map((r) => r.map(String));
+  const width = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < left ? c.padEnd(width[i]) : c.padStart(width[i]))).join("  ");
+  return [line(header), line(width.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
+}
