@@ -1,4 +1,16 @@
-// Public API of dualmodule.
+// Public API of dualmodule: the runtime and its kernels, recurrent layers, and dual-module inference.
 export { Runtime, type RuntimeOptions } from "./runtime/runtime.js";
 export { enableRelaxedSimd, hasRelaxedSimd, type SimdVariant } from "./runtime/wasm.js";
 export { type Kernels, reference } from "./kernels/index.js";
+
+export { Stack, type StackConfig, type CellKind, type LayerWeights } from "./layers/stack.js";
+export { Lstm, type LstmWeights } from "./layers/lstm.js";
+export { Gru, type GruWeights } from "./layers/gru.js";
+
+export { DualModel, type Thresholds, type SelectMode } from "./dual/dual.js";
+export { fitLittleModules, type FitOptions, type FitReport } from "./dual/fit.js";
+export { LittleModule } from "./dual/little.js";
+export { type Bits } from "./dual/quantize.js";
+export { jlDim } from "./dual/projection.js";
+export { type AccountingReport } from "./dual/accounting.js";
+export { saveDualModel, loadDualModel, type SaveOptions, type LoadOptions } from "./dual/checkpoint.js";

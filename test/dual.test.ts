@@ -2,20 +2,27 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
 import { Stack, type CellKind } from "../src/layers/stack.js";
-import { DualModel } from "../src/dual/dual.js";
+import { DualModel, gateRegions } from "../src/dual/dual.js";
 import { fitLittleModules } from "../src/dual/fit.js";
 import type { Runtime } from "../src/runtime/runtime.js";
+import { saveDualModel, loadDualModel } from "../src/dual/checkpoint.js";
+import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
+import { writeFileAtomic } from "../src/io/files.js";
+import { fromF16, toF16 } from "../src/io/fp16.js";
+import { LittleModule } from "../src/dual/little.js";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { testRuntimes, label } from "./helpers.js";
 import { randomWeights } from "./reference-rnn.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
 /**
- * Sequences whose inputs lie in a low-dimensional subspace, as trained models' inputs do; random
- * full-dimensional inputs would make any projection lose most of the signal.
+ * Sequences whose inputs lie in one low-dimensional subspace (`basis`), as trained models' inputs
+ * do; random full-dimensional inputs would make any projection lose most of the signal.
  */
-function sequences(rng: Rng, count: number, steps: number, n: number, dims = 6): Float32Array[][] {
-  const basis = Array.from({ length: dims }, () => Float32Array.from({ length: n }, () => rng.normal()));
+function sequences(rng: Rng, basis: Float32Array[], count: number, steps: number, n: number): Float32Array[][] {
   return Array.from({ length: count }, () => Array.from({ length: steps }, () => {
     const x = new Float32Array(n);
     for (const b of basis) { const z = rng.normal(); for (let i = 0; i < n; i++) x[i] += z * b[i]; }
@@ -27,7 +34,9 @@ function model(rt: Runtime, kind: CellKind, layers: number, seed: number) {
   const rng = new Rng(seed), E = 24, H = 40, gates = kind === "lstm" ? 4 : 3;
   const ws = Array.from({ length: layers }, (_, l) => randomWeights(rng, gates, l === 0 ? E : H, H, 3 / Math.sqrt(H)));
   const stack = new Stack(rt, { kind, input: E, hidden: H, layers, context: 0, residualFrom: layers }, ws);
-  return { stack, train: sequences(rng, 30, 20, E), valid: sequences(rng, 8, 20, E), test: sequences(rng, 8, 20, E) };
+  const basis = Array.from({ length: 6 }, () => Float32Array.from({ length: E }, () => rng.normal()));
+  const seqs = (count: number) => sequences(rng, basis, count, 20, E);
+  return { stack, train: seqs(30), valid: seqs(8), test: seqs(8) };
 }
 
 function run(step: (x: Float32Array) => Float32Array, reset: () => void, seqs: Float32Array[][]): Float32Array[] {
@@ -50,11 +59,12 @@ test("ratio 0 reproduces the dense output exactly", async () => {
   }
 });
 
-test("the ridge fit predicts pre-activations of inputs from a low-dimensional subspace almost exactly", async () => {
+test("the ridge fit is near-exact when the projection keeps the inputs' information", async () => {
   const [rt] = await testRuntimes();
   for (const kind of ["lstm", "gru"] as const) {
+    // x spans 6 dimensions and h 40: with k = 48 rows per block, nothing is lost.
     const { stack, train, valid } = model(rt, kind, 1, 12);
-    const { report } = fitLittleModules(rt, stack, train, { k: 16, validation: valid, bits: 32 });
+    const { report } = fitLittleModules(rt, stack, train, { k: 48, validation: valid, bits: 32 });
     assert.ok(report[0].validationR2! > 0.999, `${kind}: validation R² ${report[0].validationR2}`);
   }
 });
@@ -86,15 +96,83 @@ test("top-k mode marks the same fraction of every gate insensitive at every step
   for (const g of dual.accounting.report().layers[0].gates) assert.equal(g, expected);
 });
 
-test("the dual output stays close to the dense output at 50 % insensitive", async () => {
+test("choosing insensitive neurons by their estimates beats a blind choice, and error grows with the ratio", async () => {
   const [rt] = await testRuntimes();
   const { stack, train, valid, test: held } = model(rt, "lstm", 1, 15);
   const { littles } = fitLittleModules(rt, stack, train, { k: 16 });
   const dual = new DualModel(rt, stack, littles);
-  dual.calibrate(valid, 0.5);
   const dense = run((x) => stack.step(x), () => stack.reset(), held);
-  const ours = run((x) => dual.step(x), () => dual.reset(), held);
-  let err = 0, norm = 0;
-  dense.forEach((d, i) => d.forEach((v, j) => { err += (v - ours[i][j]) ** 2; norm += v * v; }));
-  assert.ok(Math.sqrt(err / norm) < 0.05, `relative error ${Math.sqrt(err / norm)}`);
+  const error = () => {
+    const ours = run((x) => dual.step(x), () => dual.reset(), held);
+    let err = 0, norm = 0;
+    dense.forEach((d, i) => d.forEach((v, j) => { err += (v - ours[i][j]) ** 2; norm += v * v; }));
+    return Math.sqrt(err / norm);
+  };
+  const errors = [0.1, 0.3, 0.5, 0.7, 0.9].map((ratio) => { dual.calibrate(valid, ratio); return error(); });
+  for (let i = 1; i < errors.length; i++) assert.ok(errors[i] > errors[i - 1], `errors by ratio: ${errors}`);
+  // Every neuron from the little module. A random half of them would keep about √½ ≈ 0.71 of this
+  // error (independent errors add in quadrature); the sensitivity rule must do clearly better.
+  dual.setThresholds([gateRegions("lstm").map((r) => (r === "tanh" ? 0 : 1))]);
+  const littleOnly = error();
+  assert.ok(errors[2] < 0.6 * littleOnly, `error at 50 %: ${errors[2]}, little module alone: ${littleOnly}`);
+});
+
+test("a dual-module model round-trips through safetensors, in fp32 and in fp16", async () => {
+  const [rt] = await testRuntimes();
+  const dir = mkdtempSync(join(tmpdir(), "dmi-")), path = join(dir, "model.safetensors");
+  for (const kind of ["lstm", "gru"] as const) {
+    const { stack, train, valid, test: held } = model(rt, kind, 2, 16);
+    const { littles } = fitLittleModules(rt, stack, train, { k: 16, bits: 4 });
+    const dual = new DualModel(rt, stack, littles);
+    dual.calibrate(valid, 0.5);
+    const before = run((x) => dual.step(x), () => dual.reset(), held);
+    await saveDualModel(path, dual);
+    const loaded = await loadDualModel(rt, path);
+    assert.deepEqual(loaded.thresholds, dual.thresholds);
+    assert.equal(loaded.littles[0].bits, 4);
+    run((x) => loaded.step(x), () => loaded.reset(), held).forEach((o, i) => assert.deepEqual(o, before[i], `${kind} step ${i}`));
+    // fp16 storage: the loaded model is exactly the model of the fp16-rounded weights.
+    await saveDualModel(path, dual, { dtype: "F16" });
+    const half = await loadDualModel(rt, path);
+    const round = (a: Float32Array) => fromF16(toF16(a));
+    const rounded = new Stack(rt, stack.config, stack.layers.map((cell) => {
+      const w = cell.weights();
+      return { weight_ih: round(w.weight_ih), weight_hh: round(w.weight_hh), bias_ih: round(w.bias_ih), bias_hh: round(w.bias_hh) };
+    }));
+    const expected = new DualModel(rt, rounded, littles.map((m) => new LittleModule(rt, m.rows, m.input, m.hidden, m.k, m.seed, m.bits, {
+      Wx: round(m.weights.Wx), Wh: round(m.weights.Wh), bx: round(m.weights.bx), bh: round(m.weights.bh),
+    })));
+    expected.setThresholds(dual.thresholds, 0.5);
+    const want = run((x) => expected.step(x), () => expected.reset(), held);
+    run((x) => half.step(x), () => half.reset(), held).forEach((o, i) => assert.deepEqual(o, want[i], `${kind} fp16 step ${i}`));
+  }
+  rmSync(dir, { recursive: true });
+});
+
+test("loading a wrong or damaged checkpoint fails with a message naming the problem", async () => {
+  const [rt] = await testRuntimes();
+  const dir = mkdtempSync(join(tmpdir(), "dmi-")), path = join(dir, "m.safetensors");
+  await assert.rejects(loadDualModel(rt, join(dir, "missing.safetensors")), /missing.safetensors.*does not exist/);
+  await writeFileAtomic(path, encodeSafetensors({ w: { dtype: "F32", shape: [1], data: new Float32Array(1) } }, { format: "other" }));
+  await assert.rejects(loadDualModel(rt, path), /not a dual-module RNN checkpoint/);
+  const { stack, train } = model(rt, "lstm", 1, 17);
+  const dual = new DualModel(rt, stack, fitLittleModules(rt, stack, train, { k: 8 }).littles);
+  await saveDualModel(path, dual);
+  const file = decodeSafetensors(readFileSync(path), path);
+  const tensors = Object.fromEntries(file.tensors);
+  tensors["little.0.Wx"] = { dtype: "F32", shape: [160, 7], data: new Float32Array(160 * 7) };
+  await writeFileAtomic(path, encodeSafetensors(tensors, file.metadata));
+  await assert.rejects(loadDualModel(rt, path), /little.0.Wx.*shape \[160, 7\].*expected \[160, 8\]/);
+  rmSync(dir, { recursive: true });
+});
+
+test("the SGD fit (the paper's) approaches the closed-form optimum from the projected weights", async () => {
+  const [rt] = await testRuntimes();
+  const { stack, train, valid } = model(rt, "gru", 1, 18);
+  const ridge = fitLittleModules(rt, stack, train, { k: 16, validation: valid }).report[0];
+  const sgd = (epochs: number) => fitLittleModules(rt, stack, train, { k: 16, validation: valid, method: "sgd", sgd: { epochs } }).report[0];
+  const short = sgd(1), long = sgd(30);
+  assert.ok(long.validationMse! < 0.5 * short.validationMse!, `sgd after 1 epoch ${short.validationMse}, after 30 ${long.validationMse}`);
+  assert.ok(ridge.validationMse! <= long.validationMse! && long.validationMse! < 1.05 * ridge.validationMse!,
+    `ridge ${ridge.validationMse}, sgd ${long.validationMse}`);
 });

@@ -129,9 +129,10 @@ test("int8 kernels reject bad scales, row lists and sizes before running", async
     assert.throws(() => impl.k.matvecI8Rows(y, Wq, scales, xq, 1, null, idx, 3, 3, 4), /count must be ≤ rowIdx.length = 2, got 3/);
     for (const bad of [NaN, Infinity, 0, -1]) {
       assert.throws(() => impl.k.matvecI8(y, Wq, scales, xq, bad, null, 3, 4), /matvecI8: xScale must be finite and > 0/);
-      scales[1] = bad;
-      assert.throws(() => impl.k.matvecI8(y, Wq, scales, xq, 1, null, 3, 4), /matvecI8: scales\[1\] = .* must be finite and > 0/);
-      scales[1] = 0.5;
+      // Scales are constants (checked the first time a kernel sees them), so each bad value gets a new array.
+      const badScales = impl.f32(3).fill(0.5);
+      badScales[1] = bad;
+      assert.throws(() => impl.k.matvecI8(y, Wq, badScales, xq, 1, null, 3, 4), /matvecI8: scales\[1\] = .* must be finite and > 0/);
     }
     assert.throws(() => impl.k.matvecI8(y, impl.f32(12) as unknown as Int8Array, scales, xq, 1, null, 3, 4), /Wq must be a Int8Array, got Float32Array/);
     assert.throws(() => impl.k.matvecI8(impl.f32(0), impl.i8(0), impl.f32(0), impl.i8(MAX_I8_COLS + 1), 1, null, 0, MAX_I8_COLS + 1),

@@ -31,6 +31,7 @@ interface LayerState {
   lo: Float32Array;      // (gates) sensitive iff lo[g] < score < hi[g]
   hi: Float32Array;
   rowIdx: Int32Array;    // (rows) sensitive rows of the current step
+  topKScratch: Float32Array; // (H) selection keys of the top-k mode
 }
 
 export class DualModel {
@@ -56,6 +57,7 @@ export class DualModel {
         estH: rt.heap.f32(cell.rows),
         lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
         rowIdx: rt.heap.i32(cell.rows),
+        topKScratch: new Float32Array(cell.hidden),
       };
     });
     this.setAllSensitive();
@@ -82,7 +84,7 @@ export class DualModel {
     thetas.forEach((row, l) => {
       const s = this.layers[l];
       if (!s || row.length !== s.regions.length) throw new Error(`DualModel.setThresholds: layer ${l} needs ${s?.regions.length} thresholds`);
-      row.forEach((theta, g) => { const [lo, hi] = bounds(s.regions[g], theta); s.lo[g] = lo; s.hi[g] = hi; });
+      row.forEach((theta, g) => { const b = bounds(s.regions[g], theta); s.lo[g] = b.lo; s.hi[g] = b.hi; });
     });
     this.thetas = thetas.map((t) => [...t]);
     this.ratio = ratio;
@@ -132,8 +134,8 @@ export class DualModel {
   private topK(s: LayerState): void {
     const H = s.cell.hidden;
     s.regions.forEach((region, g) => {
-      const [lo, hi] = topKBounds(region, s.score.subarray(g * H, (g + 1) * H), this.ratio);
-      s.lo[g] = lo; s.hi[g] = hi;
+      const b = topKBounds(region, s.score.subarray(g * H, (g + 1) * H), this.ratio, undefined, s.topKScratch);
+      s.lo[g] = b.lo; s.hi[g] = b.hi;
     });
   }
 

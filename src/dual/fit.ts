@@ -19,6 +19,8 @@ export type FitMethod = "ridge" | "sgd";
 export interface FitOptions {
   /** Johnson–Lindenstrauss ε that sets k from the gate rows (default 0.5), unless k is given. */
   eps?: number;
+  /** Projected size of x and of h each. Default: the JL dimension, at most the narrower of x and h
+   *  (the bound is meant for large layers; on a small one it would project to more than it reads). */
   k?: number;
   seed?: number;          // projection seed of layer 0; layer l uses seed + l (default 1)
   bits?: Bits;            // little-weight precision (default 8)
@@ -48,7 +50,7 @@ export function fitLittleModules(rt: Runtime, stack: Stack, sequences: Float32Ar
   const eps = options.eps ?? 0.5, seed = options.seed ?? 1, bits = options.bits ?? 8;
   const method = options.method ?? "ridge", lambda = options.lambda ?? 1e-4;
   const projectors = stack.layers.map((cell, l) =>
-    new Projector(rt, cell.input, cell.hidden, options.k ?? jlDim(cell.rows, eps), seed + l));
+    new Projector(rt, cell.input, cell.hidden, options.k ?? Math.min(jlDim(cell.rows, eps), cell.input, cell.hidden), seed + l));
   const train = collect(stack, projectors, sequences, (d, t) => options.onProgress?.("collect", d, t));
   const valid = options.validation ? collect(stack, projectors, options.validation) : null;
 

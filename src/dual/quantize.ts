@@ -48,7 +48,8 @@ export function quantizeRows(W: Float32Array, rows: number, cols: number, bits: 
     scales[r] = scale;
     for (let c = 0; c < cols; c++) {
       const w = row[c];
-      const level = bits === 1 ? (w >= 0 ? 1 : -1) : Math.sign(w) * Math.min(L, Math.floor(Math.abs(w) / scale + 0.5));
+      const mag = bits === 1 ? 1 : Math.min(L, Math.floor(Math.abs(w) / scale + 0.5));
+      const level = w < 0 ? 0 - mag : mag; // 0 − 0 is +0: no −0 in the dequantized weights
       if (levels) levels[r * cols + c] = level;
       dequantized[r * cols + c] = scale * level;
     }

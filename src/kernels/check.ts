@@ -50,3 +50,19 @@ export function finite(kernel: string, name: string, a: Float32Array, positive =
     }
   }
 }
+
+// Constant inputs (a projection's layout, quantization scales) are weights: checking their contents
+// on every call would cost as much as the little module itself. They are verified in full the first
+// time a kernel sees them for a given use, then trusted, so they must not be modified after first
+// use (make a new array instead). Inputs that change every step (row lists, vectors) are checked on
+// every call.
+const verified = new WeakMap<object, Set<string>>();
+
+/** Runs `verify` unless array `a` already passed it for `use` (a string naming the check and its sizes). */
+export function constant(a: object, use: string, verify: () => void): void {
+  let uses = verified.get(a);
+  if (uses?.has(use)) return;
+  verify();
+  if (!uses) verified.set(a, (uses = new Set()));
+  uses.add(use);
+}

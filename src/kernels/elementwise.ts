@@ -70,16 +70,19 @@ function checkProject(kn: string, y: unknown, x: unknown, offsets: unknown, indi
   check.i32(kn, "offsets", offsets, 2 * k + 1);
   if (!(indices instanceof Int32Array)) check.i32(kn, "indices", indices, 0); // throws the shared type error
   if (!Number.isFinite(scale)) throw new RangeError(`${kn}: scale must be finite, got ${scale}`);
-  if (offsets[0] !== 0) throw new RangeError(`${kn}: offsets[0] must be 0, got ${offsets[0]}`);
-  for (let i = 1; i <= 2 * k; i++) {
-    if (offsets[i] < offsets[i - 1]) {
-      throw new RangeError(`${kn}: offsets must be non-decreasing, but offsets[${i}] = ${offsets[i]} < offsets[${i - 1}] = ${offsets[i - 1]}`);
+  const layout = offsets as Int32Array, idx = indices as Int32Array;
+  check.constant(layout, `project offsets ${k} ${idx.length}`, () => {
+    if (layout[0] !== 0) throw new RangeError(`${kn}: offsets[0] must be 0, got ${layout[0]}`);
+    for (let i = 1; i <= 2 * k; i++) {
+      if (layout[i] < layout[i - 1]) {
+        throw new RangeError(`${kn}: offsets must be non-decreasing, but offsets[${i}] = ${layout[i]} < offsets[${i - 1}] = ${layout[i - 1]}`);
+      }
     }
-  }
-  if (offsets[2 * k] !== indices.length) {
-    throw new RangeError(`${kn}: offsets[${2 * k}] must equal indices.length = ${indices.length}, got ${offsets[2 * k]}`);
-  }
-  check.indices(kn, "indices", indices, n);
+    if (layout[2 * k] !== idx.length) {
+      throw new RangeError(`${kn}: offsets[${2 * k}] must equal indices.length = ${idx.length}, got ${layout[2 * k]}`);
+    }
+  });
+  check.constant(idx, `project indices ${n}`, () => check.indices(kn, "indices", idx, n));
 }
 
 function checkSum(k: string, x: unknown, n: number): void {

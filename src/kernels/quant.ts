@@ -96,7 +96,7 @@ function checkMatvecQ(k: string, y: unknown, W: unknown, scales: unknown, xq: un
   if (int4) check.u8(k, "W4", W, rows * i4RowBytes(cols));
   else check.i8(k, "Wq", W, rows * cols);
   check.f32(k, "scales", scales, rows);
-  check.finite(k, "scales", scales, true);
+  check.constant(scales as Float32Array, "scales finite > 0", () => check.finite(k, "scales", scales as Float32Array, true));
   check.i8(k, "xq", xq, cols);
   const xs = Math.fround(xScale);
   if (!Number.isFinite(xs) || !(xs > 0)) {
