@@ -4,7 +4,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
 import { jlDim, blockProjection, checkProjection, projectDense, projectWeights, type SparseProjection } from "../src/dual/projection.js";
-import { RidgeAccumulator, fitError, plainGemm, type GemmBackend } from "../src/dual/ridge.js";
+import { RidgeAccumulator, fitError, plainBackend, type GemmBackend } from "../src/dual/ridge.js";
 import { fitSgd } from "../src/dual/sgd.js";
 import { quantizeRows, type Bits } from "../src/dual/quantize.js";
 import { bounds, calibrate, insensitiveFraction, topKBounds, REGIONS, type Region } from "../src/dual/calibrate.js";
@@ -120,25 +120,6 @@ test("projectDense and projectWeights match dense float64 products", () => {
 // ---------------------------------------------------------------------------------------------
 // Ridge
 
-test("plainGemm matches float64 products in every transpose", () => {
-  const rng = new Rng(5);
-  const M = 7, N = 5, K = 9;
-  const A = normals(rng, M * K), B = normals(rng, K * N);
-  for (const transA of [false, true]) {
-    for (const transB of [false, true]) {
-      const want = new Float64Array(M * N);
-      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) for (let p = 0; p < K; p++) {
-        want[i * N + j] += (transA ? A[p * M + i] : A[i * K + p]) * (transB ? B[j * K + p] : B[p * N + j]);
-      }
-      const C = new Float32Array(M * N).fill(1);
-      plainGemm(C, A, B, M, N, K, transA, transB, false);
-      assert.ok(maxDiff(C, want) < 1e-5, `transA=${transA} transB=${transB}`);
-      plainGemm(C, A, B, M, N, K, transA, transB, true);
-      assert.ok(maxDiff(C, want.map((v) => 2 * v)) < 1e-5, `accumulate, transA=${transA} transB=${transB}`);
-    }
-  }
-});
-
 /** Y (N, m) = Z Wᵀ + b (+ noise), computed in float64 and rounded once. */
 function linear(rng: Rng, Z: Float32Array, W: Float64Array, b: Float64Array, N: number, d: number, m: number, noise: number): Float32Array {
   const Y = new Float32Array(N * m);
@@ -245,7 +226,7 @@ test("ridge uses a given backend for its products and returns its scratch", () =
   const rng = new Rng(12);
   let products = 0, live = 0;
   const backend: GemmBackend = {
-    gemm: (...args) => { products++; plainGemm(...args); },
+    gemm: (...args) => { products++; plainBackend.gemm(...args); },
     alloc: (n) => { live++; return new Float32Array(n); },
     release: () => { live--; },
   };

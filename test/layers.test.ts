@@ -4,7 +4,7 @@ import { Rng } from "../src/util/random.js";
 import { Stack, type StackConfig } from "../src/layers/stack.js";
 import { Lstm } from "../src/layers/lstm.js";
 import { testRuntimes, label, assertClose } from "./helpers.js";
-import { gruStep, lstmStep, randomWeights } from "./reference-rnn.js";
+import { GOLDEN_RNN, gruStep, lstmStep, randomWeights, torchFromOnnx } from "./reference-rnn.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
@@ -65,32 +65,21 @@ test("layers reject mismatched weights and inputs with the argument's name", asy
     /2 layers need 2 weight sets, got 1/);
 });
 
-// Debian's libonnx-testdata: our layers on ONNX's own LSTM/GRU cases. ONNX orders gates i,o,f,c
-// (LSTM) and z,r,h (GRU); entry p below is the ONNX block holding PyTorch's block p. GRU cases with
-// a recurrent bias are left out: ONNX's default linear_before_reset = 0 is not PyTorch's GRU.
-const ONNX_BLOCK = { lstm: [0, 2, 3, 1], gru: [1, 0, 2] } as const;
-const GOLDEN = [["test_lstm_defaults", "lstm"], ["test_lstm_with_initial_bias", "lstm"], ["test_gru_defaults", "gru"]] as const;
-
-for (const [name, kind] of GOLDEN) {
-  const data = loadOnnxTestCase(name);
-  test(`ONNX test data: ${name}`, { skip: data ? false : FETCH_HINT }, async () => {
+// Debian's libonnx-testdata: our layers on ONNX's own LSTM/GRU cases, run one batch element at a time.
+for (const g of GOLDEN_RNN) {
+  const data = loadOnnxTestCase(g.name);
+  test(`ONNX test data: ${g.name}`, { skip: data ? false : FETCH_HINT }, async () => {
     const [rt] = await testRuntimes();
-    const [X, W, R, B] = data!.inputs, [Yh] = data!.outputs;
-    const [steps, batch, E] = X.dims, G = ONNX_BLOCK[kind].length, H = R.dims[2];
-    const pytorch = (src: Float32Array, cols: number) => {
-      const out = new Float32Array(G * H * cols);
-      ONNX_BLOCK[kind].forEach((from, to) => out.set(src.subarray(from * H * cols, (from + 1) * H * cols), to * H * cols));
-      return out;
-    };
-    const bias = (half: number) => (B ? pytorch(B.data.subarray(half * G * H, (half + 1) * G * H), 1) : new Float32Array(G * H));
-    const weights = { weight_ih: pytorch(W.data, E), weight_hh: pytorch(R.data, H), bias_ih: bias(0), bias_hh: bias(1) };
-    const stack = new Stack(rt, { kind, input: E, hidden: H, layers: 1, context: 0, residualFrom: 1 }, [weights]);
+    const [X, W, R, B] = data!.inputs, Yh = data!.outputs.find((o) => o.name === "Y_h")!;
+    const [steps, batch, E] = X.dims, H = R.dims[2];
+    const weights = torchFromOnnx(g.onnx, g.torch, W.data, R.data, B?.data ?? null, E, H);
+    const stack = new Stack(rt, { kind: g.kind, input: E, hidden: H, layers: 1, context: 0, residualFrom: 1 }, [weights]);
     assert.deepEqual(Yh.dims, [1, batch, H]);
     for (let b = 0; b < batch; b++) {
       stack.reset();
       let h: Float32Array = new Float32Array(0);
       for (let t = 0; t < steps; t++) h = stack.step(X.data.slice((t * batch + b) * E, (t * batch + b + 1) * E));
-      assertClose(h, Yh.data.subarray(b * H, (b + 1) * H), 1, 1e-5, `${name} batch ${b}`);
+      assertClose(h, Yh.data.subarray(b * H, (b + 1) * H), 1, 1e-5, `${g.name} batch ${b}`);
     }
   });
 }

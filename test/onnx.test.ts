@@ -7,63 +7,15 @@ import { Rng } from "../src/util/random.js";
 import { reference } from "../src/kernels/index.js";
 import { decodeTensor, encodeTensor } from "../src/onnx/proto.js";
 import { OrtPeer } from "../src/onnx/peer.js";
-import { type CellWeights, gemmModel, gruModel, lstmModel, matmulModel } from "../src/onnx/graphs.js";
+import { gemmModel, gruModel, lstmModel, matmulModel } from "../src/onnx/graphs.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
 import { assertClose } from "./helpers.js";
+import { GOLDEN_RNN, gruStep, lstmStep, randomWeights, torchFromOnnx } from "./reference-rnn.js";
 
 function random(rng: Rng, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   rng.fillUniform(a, -scale, scale);
   return a;
-}
-
-// ---------------------------------------------------------------------------------------------
-// float64 PyTorch-semantics cells (batch 1), written from torch.nn.LSTM / torch.nn.GRU's docs
-
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
-/** Gate pre-activations g (G·H): [W_ih x + b_ih, W_hh h + b_hh], kept apart for the GRU. */
-function gateParts(w: CellWeights, x: ArrayLike<number>, h: ArrayLike<number>, E: number, H: number, G: number): [Float64Array, Float64Array] {
-  const gx = new Float64Array(G * H), gh = new Float64Array(G * H);
-  for (let r = 0; r < G * H; r++) {
-    let sx = w.bias_ih[r], sh = w.bias_hh[r];
-    for (let c = 0; c < E; c++) sx += w.weight_ih[r * E + c] * x[c];
-    for (let c = 0; c < H; c++) sh += w.weight_hh[r * H + c] * h[c];
-    gx[r] = sx; gh[r] = sh;
-  }
-  return [gx, gh];
-}
-
-/** PyTorch LSTM: gates i, f, g, o. */
-function lstmCell64(w: CellWeights, x: ArrayLike<number>, h: ArrayLike<number>, c: ArrayLike<number>, E: number, H: number): [Float64Array, Float64Array] {
-  const [gx, gh] = gateParts(w, x, h, E, H, 4);
-  const h1 = new Float64Array(H), c1 = new Float64Array(H);
-  for (let j = 0; j < H; j++) {
-    const i = sigmoid(gx[j] + gh[j]), f = sigmoid(gx[H + j] + gh[H + j]);
-    const g = Math.tanh(gx[2 * H + j] + gh[2 * H + j]), o = sigmoid(gx[3 * H + j] + gh[3 * H + j]);
-    c1[j] = f * c[j] + i * g;
-    h1[j] = o * Math.tanh(c1[j]);
-  }
-  return [h1, c1];
-}
-
-/** PyTorch GRU: gates r, z, n; n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)). */
-function gruCell64(w: CellWeights, x: ArrayLike<number>, h: ArrayLike<number>, E: number, H: number): Float64Array {
-  const [gx, gh] = gateParts(w, x, h, E, H, 3);
-  const h1 = new Float64Array(H);
-  for (let j = 0; j < H; j++) {
-    const r = sigmoid(gx[j] + gh[j]), z = sigmoid(gx[H + j] + gh[H + j]);
-    const n = Math.tanh(gx[2 * H + j] + r * gh[2 * H + j]);
-    h1[j] = (1 - z) * n + z * h[j];
-  }
-  return h1;
-}
-
-function randomCell(rng: Rng, G: number, E: number, H: number): CellWeights {
-  return {
-    weight_ih: random(rng, G * H * E), weight_hh: random(rng, G * H * H),
-    bias_ih: random(rng, G * H), bias_hh: random(rng, G * H),
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,12 +87,12 @@ const CELL_SIZES: [number, number][] = [[5, 7], [13, 4], [1, 1]];
 test("ORT LSTM step from PyTorch weights matches a float64 PyTorch LSTM cell", async () => {
   const rng = new Rng(21);
   for (const [E, H] of CELL_SIZES) {
-    const w = randomCell(rng, 4, E, H);
+    const w = randomWeights(rng, 4, E, H, 1);
     const x = random(rng, E, 2), h0 = random(rng, H), c0 = random(rng, H, 2);
     const peer = await OrtPeer.create(lstmModel(E, H, w), 1);
     const { h1, c1 } = await peer.run({ x, h0, c0 });
     await peer.release();
-    const [wantH, wantC] = lstmCell64(w, x, h0, c0, E, H);
+    const [wantH, wantC] = lstmStep(w, E, H, x, h0, c0);
     assertClose(h1, wantH, 1, 1e-5, `LSTM h1 E=${E} H=${H}`);
     assertClose(c1, wantC, 1, 1e-5, `LSTM c1 E=${E} H=${H}`);
   }
@@ -149,17 +101,17 @@ test("ORT LSTM step from PyTorch weights matches a float64 PyTorch LSTM cell", a
 test("ORT GRU step from PyTorch weights matches a float64 PyTorch GRU cell", async () => {
   const rng = new Rng(22);
   for (const [E, H] of CELL_SIZES) {
-    const w = randomCell(rng, 3, E, H);
+    const w = randomWeights(rng, 3, E, H, 1);
     const x = random(rng, E, 2), h0 = random(rng, H);
     const peer = await OrtPeer.create(gruModel(E, H, w), 1);
     const { h1 } = await peer.run({ x, h0 });
     await peer.release();
-    assertClose(h1, gruCell64(w, x, h0, E, H), 1, 1e-5, `GRU h1 E=${E} H=${H}`);
+    assertClose(h1, gruStep(w, E, H, x, h0), 1, 1e-5, `GRU h1 E=${E} H=${H}`);
   }
 });
 
 test("lstmModel/gruModel reject weights of the wrong size", () => {
-  const w = randomCell(new Rng(1), 4, 3, 2);
+  const w = randomWeights(new Rng(1), 4, 3, 2, 1);
   assert.throws(() => lstmModel(3, 3, w), /lstmModel: weight_ih must have 36 elements, got 24/);
   assert.throws(() => gruModel(3, 2, w), /gruModel: weight_ih must have 18 elements, got 24/);
 });
@@ -171,30 +123,7 @@ test("lstmModel/gruModel reject weights of the wrong size", () => {
  * PyTorch-layout weights from an ONNX test's W (1, G·H, E), R (1, G·H, H), B (1, 2·G·H) or none,
  * moving gate blocks by name: an independent statement of the mapping graphs.ts encodes.
  */
-function torchFromOnnx(onnxGates: string, torchGates: string, W: Float32Array, R: Float32Array, B: Float32Array | null,
-                       E: number, H: number): CellWeights {
-  const G = onnxGates.length;
-  const move = (src: Float32Array, cols: number) => {
-    const out = new Float32Array(G * H * cols);
-    for (let t = 0; t < G; t++) {
-      const o = onnxGates.indexOf(torchGates[t]);
-      out.set(src.subarray(o * H * cols, (o + 1) * H * cols), t * H * cols);
-    }
-    return out;
-  };
-  const bias = B ?? new Float32Array(2 * G * H);
-  return { weight_ih: move(W, E), weight_hh: move(R, H), bias_ih: move(bias.subarray(0, G * H), 1), bias_hh: move(bias.subarray(G * H), 1) };
-}
-
-// The GRU case with a bias is left out: ONNX's default linear_before_reset = 0 differs from
-// PyTorch's GRU whenever the recurrent bias is non-zero.
-const GOLDEN = [
-  { name: "test_lstm_defaults", onnx: "iofc", torch: "ifco" },
-  { name: "test_lstm_with_initial_bias", onnx: "iofc", torch: "ifco" },
-  { name: "test_gru_defaults", onnx: "zrh", torch: "rzh" },
-];
-
-for (const g of GOLDEN) {
+for (const g of GOLDEN_RNN) {
   test(`golden ${g.name}: float64 cell and ORT cell from PyTorch weights match ONNX's output`, async (t) => {
     const c = loadOnnxTestCase(g.name);
     if (c === null) { t.skip(FETCH_HINT); return; }
@@ -204,12 +133,12 @@ for (const g of GOLDEN) {
     const want = c.outputs.find((o) => o.name === "Y_h");
     assert.ok(want, `${g.name} has a Y_h output`);
     const w = torchFromOnnx(g.onnx, g.torch, W.data, R.data, B?.data ?? null, E, H);
-    const lstm = g.onnx.length === 4;
+    const lstm = g.kind === "lstm";
     const peer = await OrtPeer.create(lstm ? lstmModel(E, H, w) : gruModel(E, H, w), 1);
     const zero = new Float32Array(H);
     for (let b = 0; b < batch; b++) {
       const x = X.data.slice(b * E, (b + 1) * E), expected = want.data.subarray(b * H, (b + 1) * H);
-      const h64 = lstm ? lstmCell64(w, x, zero, zero, E, H)[0] : gruCell64(w, x, zero, E, H);
+      const h64 = lstm ? lstmStep(w, E, H, x, zero, zero)[0] : gruStep(w, E, H, x, zero);
       assertClose(h64, expected, 1, 1e-6, `${g.name} float64 cell, batch ${b}`);
       const { h1 } = await peer.run(lstm ? { x, h0: zero, c0: zero } : { x, h0: zero });
       assertClose(h1, expected, 1, 1e-5, `${g.name} ORT cell, batch ${b}`);

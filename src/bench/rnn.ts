@@ -4,32 +4,18 @@
 // weights and thresholds calibrated to each ratio, not from random draws.
 import { parseArgs } from "node:util";
 import { Runtime } from "../runtime/runtime.js";
-import { Stack, gateCount, layerInput, type StackConfig, type LayerWeights } from "../layers/stack.js";
-import { DualModel, gateRegions } from "../dual/dual.js";
+import { Stack, type LayerWeights } from "../layers/stack.js";
+import { DualModel } from "../dual/dual.js";
 import { fitLittleModules } from "../dual/fit.js";
 import { OrtPeer } from "../onnx/peer.js";
 import { gruModel, lstmModel, gnmtStackModel } from "../onnx/graphs.js";
 import { writeFileAtomic } from "../io/files.js";
-import { Rng } from "../util/random.js";
 import { Progress } from "../util/progress.js";
 import { formatTable, timeMedian } from "./stats.js";
+import { benchInput, randomModel, selectShapes, type CellName, type Shape } from "./models.js";
+import { list, numbers } from "../cli/args.js";
 
-type CellName = "lstm" | "gru" | "gnmt-layer" | "gnmt-stack";
 type Cache = "cold" | "warm";
-
-interface Shape { cell: CellName; config: StackConfig }
-
-/** The paper's shapes: LSTM/GRU LMs (H = E = 750, 1500), GNMT decoder layers and the 4-layer decoder. */
-const SHAPES: Shape[] = [
-  ...(["lstm", "gru"] as const).flatMap((kind) => [750, 1500].map((h): Shape => ({
-    cell: kind, config: { kind, input: h, hidden: h, layers: 1, context: 0, residualFrom: 1 },
-  }))),
-  ...[1024, 2048].map((input): Shape => ({
-    cell: "gnmt-layer", config: { kind: "lstm", input, hidden: 1024, layers: 1, context: 0, residualFrom: 1 },
-  })),
-  // GNMT's decoder: every layer reads [below (1024) | attention context (1024)]; residuals from the third layer.
-  { cell: "gnmt-stack", config: { kind: "lstm", input: 1024, hidden: 1024, layers: 4, context: 1024, residualFrom: 2 } },
-];
 
 export interface RnnBenchRow {
   cell: CellName; hidden: number; input: number; ratio: number; achieved_ratio: number;
@@ -55,14 +41,7 @@ export async function main(argv: string[]): Promise<void> {
   [--ratios 0,0.1,0.3,0.5,0.7,0.9] [--threads 1,2] [--cache cold,warm] [--steps 100] [--json FILE]`);
     return;
   }
-  const list = (s: string | undefined) => s?.split(",").map((v) => v.trim()).filter(Boolean);
-  const numbers = (s: string | undefined, name: string) => list(s)?.map((v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`--${name}: ${JSON.stringify(v)} is not a number`);
-    return n;
-  });
-  const cells = list(values.cell), hiddens = numbers(values.hidden, "hidden"), inputs = numbers(values.input, "input");
-  for (const c of cells ?? []) if (!SHAPES.some((s) => s.cell === c)) throw new Error(`--cell: unknown cell ${c} (lstm, gru, gnmt-layer, gnmt-stack)`);
+  const shapes = selectShapes(list(values.cell), numbers(values.hidden, "hidden"), numbers(values.input, "input"));
   const ratios = numbers(values.ratios, "ratios")!;
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`--ratios: ${r} is outside [0, 1)`);
   const threads = numbers(values.threads, "threads")!;
@@ -71,9 +50,6 @@ export async function main(argv: string[]): Promise<void> {
   const steps = Number(values.steps);
   if (!Number.isInteger(steps) || steps < 5) throw new Error("--steps must be an integer ≥ 5");
 
-  const shapes = SHAPES.filter((s) => (!cells || cells.includes(s.cell)) && (!hiddens || hiddens.includes(s.config.hidden)) &&
-    (!inputs || inputs.includes(benchInput(s))));
-  if (shapes.length === 0) throw new Error("no shape matches --cell/--hidden/--input");
   const rt = await Runtime.create({ threads: Math.max(...threads) });
   console.error(`dmi bench rnn: ${rt.variant} build, up to ${rt.threads} threads; random weights; ${steps} steps per median`);
   const rows: RnnBenchRow[] = [];
@@ -87,16 +63,11 @@ export async function main(argv: string[]): Promise<void> {
   if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
 }
 
-/** The input size the table reports: what one layer reads besides h ([x | context] for the stack). */
-function benchInput(s: Shape): number { return s.config.input + s.config.context; }
-
 async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
                           steps: number, flush: Float32Array): Promise<RnnBenchRow[]> {
   const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
-  const rng = new Rng(H * 7 + config.input + config.layers);
-  const weights = Array.from({ length: config.layers }, (_, l) => randomWeights(rng, config, l));
+  const { weights, sequence: seq } = randomModel(shape);
   const stack = new Stack(rt, config, weights);
-  const seq = (n: number) => Array.from({ length: n }, () => randn(rng, config.input + config.context));
   const train = Array.from({ length: 60 }, () => seq(35)), valid = Array.from({ length: 10 }, () => seq(35));
   const timed = seq(steps);
 
@@ -115,7 +86,7 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
         const dense = await timeSteps(timed, before, (x) => { stack.step(x); }, () => stack.reset());
         const ortMs = await timeSteps(timed, before, (x) => { ort.load(x); return ort.peer.run(ort.feeds); }, () => {});
         // Nothing sensitive: what is left is the projection, the little module, selection and the gate update.
-        dual.setThresholds(dual.thresholds.map(() => gateRegions(config.kind).map((r) => (r === "tanh" ? 0 : 1))));
+        dual.setNoneSensitive();
         const little = await timeSteps(timed, before, (x) => { dual.step(x); }, () => dual.reset());
         for (const [i, ratio] of ratios.entries()) {
           if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
@@ -144,18 +115,6 @@ function timeSteps(seq: Float32Array[], flush: (() => void) | null, step: (x: Fl
   let i = 0;
   reset();
   return timeMedian(() => step(seq[i++ % seq.length]), { warmup: WARMUP, reps: seq.length, flush });
-}
-
-function randomWeights(rng: Rng, config: StackConfig, l: number): LayerWeights {
-  const R = gateCount(config.kind) * config.hidden, E = layerInput(config, l), bound = 1 / Math.sqrt(config.hidden);
-  const u = (n: number) => { const a = new Float32Array(n); rng.fillUniform(a, -bound, bound); return a; };
-  return { weight_ih: u(R * E), weight_hh: u(R * config.hidden), bias_ih: u(R), bias_hh: u(R) };
-}
-
-function randn(rng: Rng, n: number): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rng.normal();
-  return x;
 }
 
 /** onnxruntime's dense model of the shape, its feeds, and how a step input [x | context] enters them. */

@@ -12,6 +12,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "per-step time of dense and dual-module LSTM/GRU/GNMT cells against onnxruntime-node",
     run: async (args) => (await import("../bench/rnn.js")).main(args),
   },
+  "bench fit": {
+    summary: "the little module's closed-form ridge fit against the paper's SGD fit, error and time side by side",
+    run: async (args) => (await import("../bench/fit.js")).main(args),
+  },
 };
 
 function usage(): string {
@@ -31,6 +35,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  console.error(`dmi: ${e instanceof Error ? e.message : String(e)}`);
+  const message = e instanceof Error ? e.message : String(e);
+  // The benchmarks' peer is a development dependency, absent from a production install.
+  if ((e as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && message.includes("onnxruntime-node")) {
+    console.error("dmi: the benchmarks compare against onnxruntime-node, which is not installed: npm install onnxruntime-node");
+  } else {
+    console.error(`dmi: ${message}`);
+  }
   process.exitCode = 1;
 });

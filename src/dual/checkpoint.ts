@@ -1,5 +1,6 @@
 // Saving and loading a dual-module model as safetensors. The header metadata holds the stack's
-// config, each little module's k, projection seed and precision, and the calibrated thresholds;
+// config, each little module's k, projection seed and precision, and the calibrated sensitive
+// intervals;
 // tensors hold the big weights under PyTorch's names (layers.L.weight_ih, ...) and the fitted
 // little weights before quantization (little.L.Wx, ...), so a different precision can be chosen
 // on load. The projection itself is regenerated from its seed.
@@ -43,7 +44,8 @@ export async function saveDualModel(path: string, model: DualModel, options: Sav
     format: FORMAT, version: VERSION,
     config: JSON.stringify(model.stack.config),
     little: JSON.stringify(little),
-    thresholds: JSON.stringify(model.thresholds),
+    // JSON has no infinities; an unbounded side of an interval is written as a string.
+    thresholds: JSON.stringify(model.thresholds, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v)),
     ratio: String(model.targetRatio),
   };
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
@@ -65,12 +67,12 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
   }
   if (config.kind !== "lstm" && config.kind !== "gru") fail(`metadata config.kind must be "lstm" or "gru", got ${JSON.stringify(config.kind)}`);
   const littleMeta = parseJson(meta.little, "little", fail) as LittleMeta[];
-  const thresholds = parseJson(meta.thresholds, "thresholds", fail) as Thresholds;
+  const thresholds = parseJson(meta.thresholds, "thresholds", fail, (_k, v) => (v === "Infinity" || v === "-Infinity" ? Number(v) : v)) as Thresholds;
   const gates = gateCount(config.kind);
   if (!Array.isArray(littleMeta) || littleMeta.length !== config.layers) fail(`metadata little must list ${config.layers} layers`);
   if (!Array.isArray(thresholds) || thresholds.length !== config.layers ||
-      thresholds.some((t) => !Array.isArray(t) || t.length !== gates || t.some((v) => typeof v !== "number"))) {
-    fail(`metadata thresholds must be ${config.layers} lists of ${gates} numbers`);
+      thresholds.some((t) => !Array.isArray(t) || t.length !== gates || t.some((b) => typeof b?.lo !== "number" || typeof b?.hi !== "number"))) {
+    fail(`metadata thresholds must be ${config.layers} lists of ${gates} intervals {lo, hi}`);
   }
   const ratio = Number(meta.ratio);
   if (!(ratio >= 0 && ratio < 1)) fail(`metadata ratio must be in [0, 1), got ${JSON.stringify(meta.ratio)}`);
@@ -107,10 +109,11 @@ function float(file: SafetensorsFile, name: string, shape: number[]): Float32Arr
   return requireTensor(file, name, "F32", shape).data;
 }
 
-function parseJson(text: string | undefined, field: string, fail: (msg: string) => never): unknown {
+function parseJson(text: string | undefined, field: string, fail: (msg: string) => never,
+                   reviver?: (key: string, value: unknown) => unknown): unknown {
   if (text === undefined) fail(`metadata field ${field} is missing`);
   try {
-    return JSON.parse(text!);
+    return JSON.parse(text!, reviver);
   } catch {
     return fail(`metadata field ${field} is not valid JSON`);
   }

@@ -9,7 +9,7 @@
 import type { Runtime } from "../runtime/runtime.js";
 import type { Stack, Cell } from "../layers/stack.js";
 import type { LittleModule } from "./little.js";
-import { bounds, calibrate, topKBounds, type Region } from "./calibrate.js";
+import { calibrate, topKBounds, type Bounds, type Region } from "./calibrate.js";
 import { Accounting } from "./accounting.js";
 
 export type SelectMode = "threshold" | "topk";
@@ -19,8 +19,12 @@ export function gateRegions(kind: Cell["kind"]): Region[] {
   return kind === "lstm" ? ["sigmoid", "sigmoid", "tanh", "sigmoid"] : ["sigmoid", "sigmoid", "tanh"];
 }
 
-/** Per layer: one post-activation threshold θ per gate block. */
-export type Thresholds = number[][];
+/**
+ * Per layer and gate block: the interval (lo, hi) of SENSITIVE pre-activation estimates. Kept as
+ * pre-activation bounds rather than post-activation θ, so that calibration's cuts (sample values)
+ * apply exactly, also where σ or tanh would round θ to 0 or 1.
+ */
+export type Thresholds = Bounds[][];
 
 interface LayerState {
   cell: Cell;
@@ -37,7 +41,7 @@ interface LayerState {
 export class DualModel {
   readonly accounting: Accounting;
   private readonly layers: LayerState[];
-  private thetas: Thresholds = [];
+  private bounds: Thresholds = [];
   private ratio = 0;
   private selection: SelectMode = "threshold";
 
@@ -77,23 +81,32 @@ export class DualModel {
     this.selection = "topk";
     this.ratio = ratio;
   }
-  get thresholds(): Thresholds { return this.thetas.map((t) => [...t]); }
+  get thresholds(): Thresholds { return this.bounds.map((row) => row.map((b) => ({ ...b }))); }
 
-  /** Sets θ per layer and gate directly (e.g. loaded from a checkpoint). */
-  setThresholds(thetas: Thresholds, ratio = this.ratio): void {
-    thetas.forEach((row, l) => {
+  /** Sets the sensitive interval per layer and gate directly (e.g. from a checkpoint). */
+  setThresholds(thresholds: Thresholds, ratio = this.ratio): void {
+    if (thresholds.length !== this.layers.length) throw new Error(`DualModel.setThresholds: ${this.layers.length} layers need thresholds, got ${thresholds.length}`);
+    thresholds.forEach((row, l) => {
       const s = this.layers[l];
-      if (!s || row.length !== s.regions.length) throw new Error(`DualModel.setThresholds: layer ${l} needs ${s?.regions.length} thresholds`);
-      row.forEach((theta, g) => { const b = bounds(s.regions[g], theta); s.lo[g] = b.lo; s.hi[g] = b.hi; });
+      if (row.length !== s.regions.length) throw new Error(`DualModel.setThresholds: layer ${l} needs ${s.regions.length} gate intervals, got ${row.length}`);
+      row.forEach((b, g) => {
+        if (Number.isNaN(b.lo) || Number.isNaN(b.hi)) throw new RangeError(`DualModel.setThresholds: layer ${l} gate ${g} has a NaN bound`);
+        s.lo[g] = b.lo; s.hi[g] = b.hi;
+      });
     });
-    this.thetas = thetas.map((t) => [...t]);
+    this.bounds = thresholds.map((row) => row.map((b) => ({ lo: b.lo, hi: b.hi })));
     this.ratio = ratio;
     this.selection = "threshold";
   }
 
-  /** Every neuron sensitive (σ > 0 and |tanh| < 1 always hold): the dual step then equals the dense step. */
-  setAllSensitive(): void {
-    this.setThresholds(this.layers.map((s) => s.regions.map((r) => (r === "tanh" ? 1 : 0))), 0);
+  /** Every neuron sensitive: the dual step then computes exactly what the dense step does. */
+  setAllSensitive(): void { this.setUniform({ lo: -Infinity, hi: Infinity }, 0); }
+
+  /** No neuron sensitive: every value comes from the little module (what the overhead costs alone). */
+  setNoneSensitive(): void { this.setUniform({ lo: 0, hi: 0 }, 1); }
+
+  private setUniform(b: Bounds, ratio: number): void {
+    this.setThresholds(this.layers.map((s) => s.regions.map(() => b)), ratio);
   }
 
   reset(): void { this.stack.reset(); }
@@ -140,7 +153,7 @@ export class DualModel {
   }
 
   /**
-   * Calibrates θ per layer and gate so that `ratio` of the little module's estimates land in the
+   * Calibrates the sensitive interval per layer and gate so that `ratio` of the little module's estimates land in the
    * insensitive region, on calibration sequences run through the dense model (so the thresholds do
    * not depend on their own errors). Each sequence is a list of step inputs [x | context].
    */
@@ -165,9 +178,12 @@ export class DualModel {
       }
     }
     this.stack.reset();
-    const thetas = this.layers.map((s, l) => s.regions.map((region, g) => calibrate(region, samples[l][g], ratio).theta));
-    this.setThresholds(thetas, ratio);
-    return thetas;
+    const thresholds = this.layers.map((s, l) => s.regions.map((region, g) => {
+      const c = calibrate(region, samples[l][g], ratio);
+      return { lo: c.lo, hi: c.hi };
+    }));
+    this.setThresholds(thresholds, ratio);
+    return thresholds;
   }
 
   /**

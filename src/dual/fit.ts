@@ -25,7 +25,7 @@ export interface FitOptions {
   seed?: number;          // projection seed of layer 0; layer l uses seed + l (default 1)
   bits?: Bits;            // little-weight precision (default 8)
   method?: FitMethod;     // default "ridge"
-  lambda?: number;        // ridge regularisation, relative to the mean Gram diagonal (default 1e-4)
+  lambda?: number;        // ridge regularisation, relative to the mean variance of the projected inputs (default 1e-4)
   sgd?: { epochs?: number; lr?: number; batch?: number };
   /** Held-out sequences: the fit's error is reported on them; SGD needs them for its rate schedule. */
   validation?: Float32Array[][];

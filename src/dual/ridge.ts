@@ -1,11 +1,12 @@
 // Closed-form fit of the little module: ridge regression of the big module's pre-activations Y on
 // the projected inputs Z, Y ≈ Z·Wᵀ + b, from statistics accumulated in one pass over the data.
-// Also the fit's error report (MSE and R² per output) and the matrix product both fits share.
+// Also the fit's error report (MSE and R² per output) and the product backend both fits share.
 //
 // The objective (mean squared error between little and big pre-activations) is linear least
 // squares, so the normal equations give its exact optimum; SGD (sgd.ts) is the paper's alternative.
 
 import * as check from "../kernels/check.js";
+import { gemmReference } from "../kernels/gemm.js";
 
 // ---------------------------------------------------------------------------------------------
 // Matrix product backend
@@ -28,36 +29,8 @@ export interface GemmBackend {
   release?(a: Float32Array): void;
 }
 
-/** The plain-loop backend: a float64-accumulating product over ordinary arrays. */
-export const plainBackend: GemmBackend = { gemm: plainGemm, alloc: (n) => new Float32Array(n) };
-
-/** Reference product (see Gemm); each element is summed in float64, then rounded once. */
-export function plainGemm(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number,
-                          transA: boolean, transB: boolean, accumulate: boolean): void {
-  const acc = new Float64Array(N);
-  for (let i = 0; i < M; i++) {
-    if (transB) {
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        const b = j * K;
-        if (transA) for (let p = 0; p < K; p++) s += A[p * M + i] * B[b + p];
-        else for (let p = 0, a = i * K; p < K; p++) s += A[a + p] * B[b + p];
-        acc[j] = s;
-      }
-    } else {
-      // Row i of C as a sum of rows of B: the inner loop runs over contiguous memory.
-      acc.fill(0);
-      for (let p = 0; p < K; p++) {
-        const a = transA ? A[p * M + i] : A[i * K + p];
-        if (a === 0) continue;
-        for (let j = 0, b = p * N; j < N; j++) acc[j] += a * B[b + j];
-      }
-    }
-    const c = i * N;
-    if (accumulate) for (let j = 0; j < N; j++) C[c + j] += acc[j];
-    else for (let j = 0; j < N; j++) C[c + j] = acc[j];
-  }
-}
+/** The plain-loop backend: the kernel's TypeScript reference (float64 sums) over ordinary arrays. */
+export const plainBackend: GemmBackend = { gemm: gemmReference.gemm, alloc: (n) => new Float32Array(n) };
 
 /** Options shared by the fits: a fast product (default: plain loops) and the chunk size it runs on. */
 export interface FitOptions {
@@ -197,7 +170,7 @@ function addInto(total: Float64Array, part: Float32Array): void {
 }
 
 /** Lower Cholesky factor L (n, n) of a symmetric A (only its lower triangle is read), or the failing pivot. */
-export function cholesky(A: Float64Array, n: number): Float64Array | number {
+function cholesky(A: Float64Array, n: number): Float64Array | number {
   const L = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const li = i * n;
@@ -217,7 +190,7 @@ export function cholesky(A: Float64Array, n: number): Float64Array | number {
 }
 
 /** X (n, m) ← (L Lᵀ)⁻¹ X, column block by column block so that each block stays in cache. */
-export function solveCholesky(L: Float64Array, X: Float64Array, n: number, m: number): void {
+function solveCholesky(L: Float64Array, X: Float64Array, n: number, m: number): void {
   const BLOCK = 128;
   for (let c0 = 0; c0 < m; c0 += BLOCK) {
     const c1 = Math.min(m, c0 + BLOCK);

@@ -4,7 +4,7 @@
 // here is the split one: preX = W_ih·x + b_ih and preH = W_hh·h + b_hh.
 import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
-import { interleaveRows, splitRows } from "./lstm.js";
+import { checkWeights, interleaveRows, splitRows } from "./lstm.js";
 
 export interface GruWeights {
   weight_ih: Float32Array; // (3H, E)
@@ -27,14 +27,8 @@ export class Gru {
   readonly preH: Float32Array;    // (3H) h part
 
   constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: GruWeights) {
-    const k = "Gru";
-    check.size(k, "input", input, 1);
-    check.size(k, "hidden", hidden, 1);
+    checkWeights("Gru", input, hidden, 3, weights);
     const E = input, H = hidden, R = 3 * H;
-    check.f32(k, "weight_ih", weights.weight_ih, R * E);
-    check.f32(k, "weight_hh", weights.weight_hh, R * H);
-    check.f32(k, "bias_ih", weights.bias_ih, R);
-    check.f32(k, "bias_hh", weights.bias_hh, R);
     this.rows = R;
     this.cols = E + H;
     this.W = interleaveRows(rt, weights.weight_ih, weights.weight_hh, R, E, H);

@@ -27,14 +27,8 @@ export class Lstm {
   readonly pre: Float32Array;     // (4H) gate pre-activations of the current step
 
   constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: LstmWeights) {
-    const k = "Lstm";
-    check.size(k, "input", input, 1);
-    check.size(k, "hidden", hidden, 1);
+    checkWeights("Lstm", input, hidden, 4, weights);
     const E = input, H = hidden, R = 4 * H;
-    check.f32(k, "weight_ih", weights.weight_ih, R * E);
-    check.f32(k, "weight_hh", weights.weight_hh, R * H);
-    check.f32(k, "bias_ih", weights.bias_ih, R);
-    check.f32(k, "bias_hh", weights.bias_hh, R);
     this.rows = R;
     this.cols = E + H;
     this.W = interleaveRows(rt, weights.weight_ih, weights.weight_hh, R, E, H);
@@ -86,6 +80,17 @@ export class Lstm {
 
   /** Bytes the big module reads for `count` rows (weights and bias). */
   bigBytes(count: number): number { return count * (this.cols + 1) * 4; }
+}
+
+/** Sizes, and PyTorch-named weights of `gates`·H rows, for a layer of kind `k`. */
+export function checkWeights(k: string, input: number, hidden: number, gates: number, w: LstmWeights): void {
+  check.size(k, "input", input, 1);
+  check.size(k, "hidden", hidden, 1);
+  const R = gates * hidden;
+  check.f32(k, "weight_ih", w.weight_ih, R * input);
+  check.f32(k, "weight_hh", w.weight_hh, R * hidden);
+  check.f32(k, "bias_ih", w.bias_ih, R);
+  check.f32(k, "bias_hh", w.bias_hh, R);
 }
 
 /** (R, A) and (R, B) into one heap matrix (R, A+B) whose row r is [a[r] | b[r]]. */
