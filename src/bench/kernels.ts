@@ -3,7 +3,7 @@
 // same process where it has the operation. Run: npm run bench:kernels [-- --json FILE].
 //
 // Method: every measurement is a warm-up then the median of REPS timed runs. Before each timed run
-// (outside the timing) a sum over a separate 64 MiB buffer evicts the 35.8 MiB L3, so every run
+// (outside the timing) a sum over a separate 256 MiB buffer (FLUSH_BYTES) evicts the caches, so every run
 // starts cold, as in the paper's "cache flushed before each cell"; the bandwidth sweep itself
 // (256 MiB) needs no flush. A 1 ms pause follows the flush so that spinning pool threads (ours
 // or onnxruntime's) have gone to sleep and neither side runs while the other still holds a core.
@@ -11,7 +11,7 @@
 // outputs into JavaScript, as any caller pays them.
 import { writeFileSync, renameSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { formatTable, timeMedian } from "./stats.js";
+import { FLUSH_BYTES, formatTable, timeMedian } from "./stats.js";
 import { Runtime } from "../runtime/runtime.js";
 import { enableRelaxedSimd } from "../runtime/wasm.js";
 import { Rng } from "../util/random.js";
@@ -26,7 +26,6 @@ const WARMUP = 5;
 const REPS = 51;                       // ≥ 50, odd so the median is one run
 const THREADS = [1, 2];
 const BANDWIDTH_BYTES = 256 * 2 ** 20; // far beyond L3: a pure memory read
-const FLUSH_BYTES = 64 * 2 ** 20;      // evicts the 35.8 MiB L3
 const MATVEC_SHAPES: [number, number][] = [[6000, 3000], [4096, 2048], [4096, 3072]];
 const ROW_FRACTIONS = [0.1, 0.3, 0.5, 0.7, 0.9];
 const BATCH = 20, HIDDEN = 1500;       // LSTM-1500 training step: gate rows 4H, inputs [x | h] of E + H = 2H
@@ -190,7 +189,7 @@ const fmt = (v: number | null, digits = 2) => (v === null ? "-" : v.toFixed(digi
 function report(results: Results, variant: string): string {
   const out: string[] = [];
   out.push(`dualmodule kernel benchmark: ${variant} SIMD build, onnxruntime-node peer; median of ${REPS} runs after ${WARMUP} warm-up.`);
-  out.push(`Every timed run below except the bandwidth sweep is cold: a sum over a separate 64 MiB buffer precedes it.`);
+  out.push(`Every timed run below except the bandwidth sweep is cold: a sum over a separate ${FLUSH_BYTES / 2 ** 20} MiB buffer precedes it.`);
   out.push(`GB = 10^9 bytes. GB/s counts weight bytes read. Peer ("ORT") times include onnxruntime-node's async dispatch and`);
   out.push(`the copy of its output into JavaScript (72 MB for dW).`);
   out.push("");

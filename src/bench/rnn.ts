@@ -11,7 +11,7 @@ import { OrtPeer } from "../onnx/peer.js";
 import { gruModel, lstmModel, gnmtStackModel } from "../onnx/graphs.js";
 import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
-import { formatTable, timeMedian } from "./stats.js";
+import { FLUSH_BYTES, formatTable, timeMedian } from "./stats.js";
 import { benchInput, randomModel, selectShapes, type CellName, type Shape } from "./models.js";
 import { list, numbers } from "../cli/args.js";
 
@@ -23,7 +23,6 @@ export interface RnnBenchRow {
   little_ms: number; bytes_dense: number; bytes_dual: number; weights: "random";
 }
 
-const FLUSH_BYTES = 64 * 2 ** 20; // larger than the last-level cache
 const WARMUP = 10;
 
 export async function main(argv: string[]): Promise<void> {

@@ -2,6 +2,12 @@
 // preceded (untimed) by a cache flush, and aligned text tables.
 import { setTimeout as sleep } from "node:timers/promises";
 
+/**
+ * Bytes a cache flush reads. The L3 is 32 MiB here, but a 64 MiB flush measurably left part of a
+ * 72 MB matrix cached (a matvec appeared to read 60 GB/s); 256 MiB does not.
+ */
+export const FLUSH_BYTES = 256 * 2 ** 20;
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;

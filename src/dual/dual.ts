@@ -120,7 +120,9 @@ export class DualModel {
       this.estimate(s);
       if (this.selection === "topk") this.topK(s);
       const count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
-      cell.computeRows(s.rowIdx, count);
+      // Every row sensitive: the dense product is the same computation, on the faster kernel for
+      // consecutive rows (so ratio 0 also reproduces the dense model bit for bit).
+      if (count === cell.rows) cell.compute(); else cell.computeRows(s.rowIdx, count);
       this.stack.finishLayer(l);
       this.accounting.record(l, s.rowIdx, count);
     }
