@@ -68,48 +68,48 @@ import { shareStart, madd, hsum } from "./common";
 }
 
 /**
- * y[r] = w[r, 0:n]·x[0:n] + b[r] for r = rowAt(rowIdx, j), j in [start, end); stride is the
- * bytes between rows, so w and x may point into the middle of a row (the split kernels do).
+ * For r = rowAt(rowIdx, j), j in [start, end): y1[r] = w[r, 0:split]·x[0:split] + b1[r] and, when
+ * y2 != 0, y2[r] = w[r, split:cols]·x[split:cols] + b2[r]. Both parts of a row are computed while
+ * that row streams by, so a split product reads memory exactly as an unsplit one does.
  */
-// @ts-ignore: decorator
-@inline function dotListed(y: usize, w: usize, x: usize, b: usize, rowIdx: usize, start: i32, end: i32,
-                           n: i32, stride: usize): void {
+@inline function dotListed(y1: usize, y2: usize, w: usize, x: usize, b1: usize, b2: usize, rowIdx: usize,
+                           start: i32, end: i32, cols: i32, split: i32): void {
+  const stride = <usize>cols << 2, skip = <usize>split << 2, rest = cols - split;
   let j = start;
   if (rowIdx != 0) for (; j + 4 <= end; j += 4) {
     const r0 = <usize>rowAt(rowIdx, j), r1 = <usize>rowAt(rowIdx, j + 1);
     const r2 = <usize>rowAt(rowIdx, j + 2), r3 = <usize>rowAt(rowIdx, j + 3);
-    dotRows4(y + (r0 << 2), y + (r1 << 2), y + (r2 << 2), y + (r3 << 2),
-             w + r0 * stride, w + r1 * stride, w + r2 * stride, w + r3 * stride, x, n);
+    const w0 = w + r0 * stride, w1 = w + r1 * stride, w2 = w + r2 * stride, w3 = w + r3 * stride;
+    dotRows4(y1 + (r0 << 2), y1 + (r1 << 2), y1 + (r2 << 2), y1 + (r3 << 2), w0, w1, w2, w3, x, split);
+    if (y2 != 0) dotRows4(y2 + (r0 << 2), y2 + (r1 << 2), y2 + (r2 << 2), y2 + (r3 << 2),
+                          w0 + skip, w1 + skip, w2 + skip, w3 + skip, x + skip, rest);
   }
   for (; j < end; j++) {
-    const r = <usize>rowAt(rowIdx, j);
-    store<f32>(y + (r << 2), dotRow(w + r * stride, x, n));
+    const r = <usize>rowAt(rowIdx, j), row = w + r * stride;
+    store<f32>(y1 + (r << 2), dotRow(row, x, split));
+    if (y2 != 0) store<f32>(y2 + (r << 2), dotRow(row + skip, x + skip, rest));
   }
+  addBias(y1, b1, rowIdx, start, end);
+  if (y2 != 0) addBias(y2, b2, rowIdx, start, end);
+}
+
+@inline function addBias(y: usize, b: usize, rowIdx: usize, start: i32, end: i32): void {
   if (b != 0) for (let j = start; j < end; j++) {
     const o = <usize>rowAt(rowIdx, j) << 2;
     store<f32>(y + o, load<f32>(y + o) + load<f32>(b + o));
   }
 }
 
-// y is (rows), w is (rows, cols) row-major, x is (cols), b is (rows) or 0 for no bias.
 export function matvec_f32(y: usize, w: usize, x: usize, b: usize, rows: i32, cols: i32, tid: i32, nth: i32): void {
-  dotListed(y, w, x, b, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth), cols, <usize>cols << 2);
+  dotListed(y, 0, w, x, b, 0, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth), cols, cols);
 }
 
-// As matvec_f32 for the rows rowIdx[0..count) only (i32 indices, checked by the caller); threads
-// split the list. Other elements of y are not written.
 export function matvec_rows_f32(y: usize, w: usize, x: usize, b: usize, rowIdx: usize, count: i32, cols: i32,
                                 tid: i32, nth: i32): void {
-  dotListed(y, w, x, b, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth), cols, <usize>cols << 2);
+  dotListed(y, 0, w, x, b, 0, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth), cols, cols);
 }
 
-// y1, y2 are (rows), w is (rows, cols), x is (cols), b1, b2 are (rows) or 0; 0 ≤ split ≤ cols.
-// y1 = w[:, :split]·x[:split] + b1 and y2 = w[:, split:]·x[split:] + b2, for the rows
-// rowIdx[0..count) or, when rowIdx = 0, for all rows (count = rows).
 export function matvec_split_f32(y1: usize, y2: usize, w: usize, x: usize, b1: usize, b2: usize, rowIdx: usize,
                                  count: i32, cols: i32, split: i32, tid: i32, nth: i32): void {
-  const start = shareStart(count, tid, nth), end = shareStart(count, tid + 1, nth);
-  const stride = <usize>cols << 2, skip = <usize>split << 2;
-  dotListed(y1, w, x, b1, rowIdx, start, end, split, stride);
-  dotListed(y2, w + skip, x + skip, b2, rowIdx, start, end, cols - split, stride);
+  dotListed(y1, y2, w, x, b1, b2, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth), cols, split);
 }
