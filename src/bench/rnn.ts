@@ -1,7 +1,10 @@
 // `dmi bench rnn`: per-step time at batch 1 of dense and dual-module recurrent cells at the paper's
 // shapes, against onnxruntime-node's dense cell on the same weights, in one process.
 // Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
-// weights and thresholds calibrated to each ratio, not from random draws.
+// weights and thresholds calibrated to each ratio, not from random draws. Our variants of a shape
+// (dense, little module alone, each ratio) are timed in interleaved rounds, one step each per
+// round, so that a slow spell of a shared machine falls on all of them alike; they share the
+// recurrent state, which changes the masks' inputs a little but not what a step costs.
 import { parseArgs } from "node:util";
 import { Runtime } from "../runtime/runtime.js";
 import { Stack, type LayerWeights } from "../layers/stack.js";
@@ -11,7 +14,8 @@ import { OrtPeer } from "../onnx/peer.js";
 import { gruModel, lstmModel, gnmtStackModel } from "../onnx/graphs.js";
 import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
-import { FLUSH_BYTES, formatTable, timeMedian } from "./stats.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FLUSH_BYTES, formatTable, timeInterleaved, timeMedian, type Variant } from "./stats.js";
 import { benchInput, randomModel, selectShapes, type CellName, type Shape } from "./models.js";
 import { list, numbers } from "../cli/args.js";
 
@@ -81,24 +85,39 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
     const ort = await ortCell(shape, weights, t);
     try {
       for (const cache of caches) {
-        const before = cache === "cold" ? () => { rt.kernels.sum(flush, flush.length); } : null;
-        const dense = await timeSteps(timed, before, (x) => { stack.step(x); }, () => stack.reset());
-        const ortMs = await timeSteps(timed, before, (x) => { ort.load(x); return ort.peer.run(ort.feeds); }, () => {});
-        // Nothing sensitive: what is left is the projection, the little module, selection and the gate update.
-        dual.setNoneSensitive();
-        const little = await timeSteps(timed, before, (x) => { dual.step(x); }, () => dual.reset());
-        for (const [i, ratio] of ratios.entries()) {
-          if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
-          dual.accounting.reset();
-          const ms = await timeSteps(timed, before, (x) => { dual.step(x); }, () => dual.reset());
-          const report = dual.accounting.report();
-          rows.push({
-            cell: shape.cell, hidden: H, input: benchInput(shape), ratio, achieved_ratio: report.insensitiveRatio,
-            threads: t, cache, dense_ms: dense, ort_ms: ortMs, dual_ms: ms, little_ms: little,
-            bytes_dense: report.perStep.denseBytes, bytes_dual: report.perStep.bigBytes + report.perStep.littleBytes,
-            weights: "random",
-          });
-        }
+        // Every ratio's achieved insensitive ratio and bytes, summed over its timed steps.
+        const achieved = ratios.map(() => ({ ratio: 0, bytes: 0, steps: 0 }));
+        const dualAt = (i: number): Variant => ({
+          prepare: () => {
+            if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratios[i]); else dual.setAllSensitive();
+            dual.accounting.reset();
+          },
+          run: (round) => dual.step(timed[round % timed.length]),
+          after: () => {
+            const r = dual.accounting.report(), a = achieved[i];
+            a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bigBytes + r.perStep.littleBytes; a.steps++;
+          },
+        });
+        const flushing = cache === "cold" ? () => { rt.kernels.sum(flush, flush.length); } : null;
+        // onnxruntime's threads keep spinning after a run and would slow whatever runs next, so the
+        // peer is timed in a block of its own, and ours wait until its threads have gone idle (about a
+        // second: measured as this process's CPU time while it sleeps); our variants are interleaved.
+        let round = 0;
+        const ortMs = await timeMedian(() => { ort.load(timed[round++ % timed.length]); return ort.peer.run(ort.feeds); },
+          { warmup: WARMUP, reps: timed.length, flush: flushing });
+        await sleep(1000);
+        const [dense, little, ...duals] = await timeInterleaved([
+          { run: (round) => stack.step(timed[round % timed.length]) },
+          // Nothing sensitive: what is left is the projection, the little module, selection and the gate update.
+          { prepare: () => dual.setNoneSensitive(), run: (round) => dual.step(timed[round % timed.length]) },
+          ...ratios.map((_, i) => dualAt(i)),
+        ], { warmup: WARMUP, rounds: timed.length, flush: flushing });
+        const denseBytes = dual.accounting.report().perStep.denseBytes;
+        ratios.forEach((ratio, i) => rows.push({
+          cell: shape.cell, hidden: H, input: benchInput(shape), ratio, achieved_ratio: achieved[i].ratio / achieved[i].steps,
+          threads: t, cache, dense_ms: dense, ort_ms: ortMs, dual_ms: duals[i], little_ms: little,
+          bytes_dense: denseBytes, bytes_dual: achieved[i].bytes / achieved[i].steps, weights: "random",
+        }));
         console.error(`${name}, ${t} thread(s), ${cache}: dense ${dense.toFixed(3)} ms, ort ${ortMs.toFixed(3)} ms, little ${little.toFixed(3)} ms`);
       }
     } finally {
@@ -107,13 +126,6 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
   }
   rt.pool.active = rt.threads;
   return rows;
-}
-
-/** Median ms of one step, stepping through the sequence (state carried, as in decoding) after a warm-up. */
-function timeSteps(seq: Float32Array[], flush: (() => void) | null, step: (x: Float32Array) => unknown, reset: () => void): Promise<number> {
-  let i = 0;
-  reset();
-  return timeMedian(() => step(seq[i++ % seq.length]), { warmup: WARMUP, reps: seq.length, flush });
 }
 
 /** onnxruntime's dense model of the shape, its feeds, and how a step input [x | context] enters them. */

@@ -38,6 +38,36 @@ export async function timeMedian(run: () => unknown, o: TimeOptions): Promise<nu
   return median(ms);
 }
 
+export interface Variant {
+  /** Untimed, before each run: e.g. set this variant's thresholds. */
+  prepare?: () => void;
+  run: (round: number) => unknown;
+  /** Untimed, after each timed run: e.g. read its accounting. */
+  after?: () => void;
+}
+
+/**
+ * Median milliseconds of each variant, timed in interleaved rounds (every round runs every variant
+ * once), so that a slow spell of a shared machine falls on all of them alike and their ratios stay
+ * fair. `flush` is as in timeMedian.
+ */
+export async function timeInterleaved(variants: Variant[], o: { warmup: number; rounds: number; flush?: (() => void) | null }): Promise<number[]> {
+  const ms = variants.map((): number[] => []);
+  for (let round = 0; round < o.warmup + o.rounds; round++) {
+    for (const [i, v] of variants.entries()) {
+      v.prepare?.();
+      if (o.flush) { o.flush(); await sleep(1); }
+      const t0 = performance.now();
+      const r = v.run(round);
+      if (r instanceof Promise) await r;
+      const t = performance.now() - t0;
+      v.after?.();
+      if (round >= o.warmup) ms[i].push(t);
+    }
+  }
+  return ms.map(median);
+}
+
 /** An aligned text table: the first `left` columns left-aligned, the rest right-aligned. */
 export function formatTable(header: string[], rows: (string | number)[][], left = 3): string {
   const cells = rows.map((r) => r.map(String));

@@ -12,9 +12,17 @@ const COMMANDS: Record<string, Command> = {
     summary: "per-step time of dense and dual-module LSTM/GRU/GNMT cells against onnxruntime-node",
     run: async (args) => (await import("../bench/rnn.js")).main(args),
   },
+  "data": {
+    summary: "language-modelling corpora (State of the Union, Brown): tokens, vocabulary, OOV rate per split",
+    run: async (args) => (await import("../data/cli.js")).main(args),
+  },
   "bench fit": {
     summary: "the little module's closed-form ridge fit against the paper's SGD fit, error and time side by side",
     run: async (args) => (await import("../bench/fit.js")).main(args),
+  },
+  "train lm": {
+    summary: "train a word-level LSTM/GRU language model (PyTorch's word_language_model recipe) with checkpoints and --resume",
+    run: async (args) => (await import("../train/cli.js")).main(args),
   },
 };
 

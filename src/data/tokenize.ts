@@ -15,15 +15,16 @@
 //    between digits stay inside (3.5, 1,000, 10:30, 9/11).
 //    - Clitics split off as the Treebank does: "n't" ("don't" → do n't, "can't" → ca n't) and
 //      's 'm 're 've 'll 'd ("it's" → it 's, "states'" → states ').
-//    - Numbers: each hyphen-separated part made of digits (with the separators above and an optional
-//      st/nd/rd/th/s suffix: 100th, 1990s) becomes "N"; a word made only of such parts is a single
-//      "N" ("1990-91" → N, "20-year-old" → N-year-old, "b-52" → b-N).
+//    - Numbers: each hyphen-separated part made of digits (with the separators above and an
+//      optional st/nd/rd/th/d/s suffix: 100th, 3d, 1990s) becomes "N"; a word made only of such
+//      parts is a single "N" ("1990-91" → N, "20-year-old" → N-year-old, "b-52" → b-N).
 // 3. Abbreviations keep their period: letters separated by periods ("u.s.", "e.g.", "a.m."), single
 //    letters (initials: "john f. kennedy"), the titles and short forms in ABBREVIATIONS ("mr.",
 //    "st.", "gen.", "jan.", "etc."), and the words in NUMBERED when a number follows ("no. 5").
 // 4. Every other character that is not a space is a token of its own: . , ; : ? ! ( ) [ ] { } "
-//    ' $ % & / * + # @ and the rest; runs of two or more periods are "...", runs of two or more
-//    hyphens are "--". Splitting each one off keeps the vocabulary free of "end." next to "end".
+//    ' $ % & / * + # @ and the rest; runs of two or more periods are "...", of hyphens "--", and
+//    of underscores, asterisks or equals signs (blanks and rules in forms and tables) their one
+//    character. Splitting each one off keeps the vocabulary free of "end." next to "end".
 // 5. Sentences (tokenize only): a sentence ends after "." "?" or "!" (a run of them counts as one),
 //    together with the closing quotes and brackets written right after it with no space
 //    (' " ) ] }), unless the next token starts with a lower-case letter or is , ; : (as in
@@ -48,20 +49,22 @@ const TERMINATORS = new Set([".", "?", "!"]);
 const CLOSERS = new Set(['"', "'", ")", "]", "}"]);
 const CONTINUERS = new Set([",", ";", ":"]);
 
-// One scanner for rules 2–4. Sticky, so each match starts exactly where the previous one ended.
+// One scanner for rules 2–4: each match is the spaces before a token (group 1), then the token in
+// the group of its kind. Sticky, so each match starts exactly where the previous one ended.
 const L = String.raw`\p{L}\p{M}`, LN = String.raw`\p{L}\p{M}\p{Nd}`;
 const PIECE = String.raw`(?:\p{Nd}+(?:[.,:/]\p{Nd}+)*[${LN}]*|[${LN}]+)`;
-const SCAN = new RegExp([
-  String.raw`(?<space>\s+)`,
+const SCAN = new RegExp(String.raw`(\s*)(?:` + [
   // "u.s.", "e.g.": single letters with periods, not the start of a longer word.
-  String.raw`(?<dotted>[${L}](?:\.[${L}])+\.?(?![${LN}]))`,
-  String.raw`(?<word>${PIECE}(?:[-']${PIECE})*)`,
-  String.raw`(?<dots>\.{2,})`,
-  String.raw`(?<dashes>-{2,})`,
-  String.raw`(?<other>.)`,
-].join("|"), "suy");
+  String.raw`([${L}](?:\.[${L}])+\.?(?![${LN}]))`,
+  String.raw`(${PIECE}(?:[-']${PIECE})*)`,
+  String.raw`(\.{2,})`,
+  String.raw`(-{2,})`,
+  String.raw`(_{2,}|\*{2,}|={2,})`,
+  String.raw`(\S)`,
+].join("|") + ")", "uy");
+const enum Group { Space = 1, Dotted, Word, Dots, Dashes, Rule }
 
-const NUMBER = /^\p{Nd}+(?:[.,:/]\p{Nd}+)*(?:st|nd|rd|th|s)?$/u;
+const NUMBER = /^\p{Nd}+(?:[.,:/]\p{Nd}+)*(?:st|nd|rd|th|d|s)?$/u;
 const CLITIC = /^(.+)('s|'m|'d|'re|'ve|'ll)$/u;
 const LOWER_START = /^\p{Ll}/u;
 
@@ -70,6 +73,7 @@ interface RawToken {
   spaceBefore: boolean;
   paragraphBefore: boolean; // a blank line precedes it
   abbreviation: boolean; // its period belongs to it (rule 3)
+  word: boolean;         // letters and digits, for rule 2
 }
 
 function normalise(text: string): string {
@@ -86,26 +90,22 @@ function normalise(text: string): string {
 function scan(text: string): RawToken[] {
   const s = normalise(text);
   const out: RawToken[] = [];
-  let spaceBefore = true, paragraphBefore = false;
   SCAN.lastIndex = 0;
   for (let m = SCAN.exec(s); m !== null; m = SCAN.exec(s)) {
-    const g = m.groups!;
-    if (g.space !== undefined) {
-      spaceBefore = true;
-      if (/\n[^\S\n]*\n/u.test(g.space)) paragraphBefore = true;
-      continue;
-    }
-    let text = m[0], abbreviation = g.dotted !== undefined;
-    if (g.dots !== undefined) text = "...";
-    else if (g.dashes !== undefined) text = "--";
-    else if (g.word !== undefined && s[SCAN.lastIndex] === "." && s[SCAN.lastIndex + 1] !== "." && keepsPeriod(text, s, SCAN.lastIndex + 1)) {
+    const space = m[Group.Space];
+    const spaceBefore = space.length > 0 || m.index === 0;
+    const paragraphBefore = space.includes("\n") && /\n[^\S\n]*\n/u.test(space);
+    const word = m[Group.Word] !== undefined, dotted = m[Group.Dotted] !== undefined;
+    let text = m[0].slice(space.length), abbreviation = dotted;
+    if (m[Group.Dots] !== undefined) text = "...";
+    else if (m[Group.Dashes] !== undefined) text = "--";
+    else if (m[Group.Rule] !== undefined) text = text[0];
+    else if (word && s[SCAN.lastIndex] === "." && s[SCAN.lastIndex + 1] !== "." && keepsPeriod(text, s, SCAN.lastIndex + 1)) {
       text += ".";
       SCAN.lastIndex++;
       abbreviation = true;
     }
-    out.push({ text, spaceBefore, paragraphBefore, abbreviation });
-    spaceBefore = false;
-    paragraphBefore = false;
+    out.push({ text, spaceBefore, paragraphBefore, abbreviation, word: word || dotted });
   }
   return out;
 }
@@ -120,6 +120,10 @@ function keepsPeriod(word: string, s: string, after: number): boolean {
 /** Rule 2 on one scanned token: lower case, clitics split off, numbers as "N". */
 function wordTokens(raw: string, out: string[]): void {
   let w = raw.toLowerCase();
+  if (!/['\-\p{Nd}]/u.test(w)) {
+    out.push(w); // the common case: letters only
+    return;
+  }
   const clitics: string[] = [];
   for (;;) {
     if (w.length > 3 && w.endsWith("n't")) {
@@ -139,7 +143,7 @@ function wordTokens(raw: string, out: string[]): void {
 }
 
 function emit(t: RawToken, out: string[]): void {
-  if (/^[\p{L}\p{M}\p{Nd}]/u.test(t.text)) wordTokens(t.text, out);
+  if (t.word) wordTokens(t.text, out);
   else out.push(t.text);
 }
 
