@@ -138,15 +138,15 @@ export function gru_gates_f32(h: usize, gx: usize, gh: usize, H: i32, tid: i32, 
 // @ts-ignore: decorator
 @inline function gatherSum(x: usize, indices: usize, from: i32, to: i32): f64 {
   let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
-  let p = indices + (<usize>from << 2);
-  const stop = indices + (<usize>to << 2);
-  for (; p + 16 <= stop; p += 16) {
-    s0 += <f64>load<f32>(x + (<usize>load<i32>(p) << 2));
-    s1 += <f64>load<f32>(x + (<usize>load<i32>(p, 4) << 2));
-    s2 += <f64>load<f32>(x + (<usize>load<i32>(p, 8) << 2));
-    s3 += <f64>load<f32>(x + (<usize>load<i32>(p, 12) << 2));
+  let p = indices + (<usize>from << 1);
+  const stop = indices + (<usize>to << 1);
+  for (; p + 8 <= stop; p += 8) {
+    s0 += <f64>load<f32>(x + (<usize>load<u16>(p) << 2));
+    s1 += <f64>load<f32>(x + (<usize>load<u16>(p, 2) << 2));
+    s2 += <f64>load<f32>(x + (<usize>load<u16>(p, 4) << 2));
+    s3 += <f64>load<f32>(x + (<usize>load<u16>(p, 6) << 2));
   }
-  for (; p < stop; p += 4) s0 += <f64>load<f32>(x + (<usize>load<i32>(p) << 2));
+  for (; p < stop; p += 2) s0 += <f64>load<f32>(x + (<usize>load<u16>(p) << 2));
   return (s0 + s1) + (s2 + s3);
 }
 

@@ -141,7 +141,7 @@ test("a dual-module model round-trips through safetensors, in fp32 and in fp16",
     }));
     const expected = new DualModel(rt, rounded, littles.map((m) => new LittleModule(rt, m.rows, m.input, m.hidden, m.k, m.seed, m.bits, {
       Wx: round(m.weights.Wx), Wh: round(m.weights.Wh), bx: round(m.weights.bx), bh: round(m.weights.bh),
-    })));
+    }, m.joint)));
     expected.setThresholds(dual.thresholds, 0.5);
     const want = run((x) => expected.step(x), () => expected.reset(), held);
     run((x) => half.step(x), () => half.reset(), held).forEach((o, i) => assert.deepEqual(o, want[i], `${kind} fp16 step ${i}`));
@@ -175,4 +175,30 @@ test("the SGD fit (the paper's) approaches the closed-form optimum from the proj
   assert.ok(long.validationMse! < 0.5 * short.validationMse!, `sgd after 1 epoch ${short.validationMse}, after 30 ${long.validationMse}`);
   assert.ok(ridge.validationMse! <= long.validationMse! && long.validationMse! < 1.05 * ridge.validationMse!,
     `ridge ${ridge.validationMse}, sgd ${long.validationMse}`);
+});
+
+test("a joint little module (LSTM) estimates the sum of the split module's two parts", async () => {
+  const [rt] = await testRuntimes();
+  const rng = new Rng(21), rows = 37, E = 23, H = 19, k = 13;
+  const u = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  const weights = { Wx: u(rows * k), Wh: u(rows * k), bx: u(rows), bh: u(rows) };
+  const xh = rt.heap.copyF32(u(E + H));
+  for (const bits of [32, 8] as const) {
+    const joint = new LittleModule(rt, rows, E, H, k, 5, bits, weights, true);
+    const split = new LittleModule(rt, rows, E, H, k, 5, bits, weights, false);
+    const est = rt.heap.f32(rows), estX = rt.heap.f32(rows), estH = rt.heap.f32(rows);
+    joint.estimate(est, null, xh);
+    split.estimate(estX, estH, xh);
+    // fp32: the same sum up to rounding; INT8: joint quantization shares one scale per row and one
+    // for the projected input, so both differ from the exact sum by a few quantization steps.
+    const tol = bits === 32 ? 1e-4 : 0.05;
+    let norm = 0;
+    for (let r = 0; r < rows; r++) norm = Math.max(norm, Math.abs(estX[r] + estH[r]));
+    for (let r = 0; r < rows; r++) {
+      assert.ok(Math.abs(est[r] - (estX[r] + estH[r])) <= tol * norm, `${bits} bits row ${r}: ${est[r]} vs ${estX[r] + estH[r]}`);
+    }
+    assert.ok(joint.bytes < split.bytes || bits === 32, "one bias and one scale per row instead of two");
+    assert.throws(() => joint.estimate(est, estH, xh), /joint module takes no estH/);
+    assert.throws(() => split.estimate(est, null, xh), /split module needs an estH/);
+  }
 });

@@ -20,15 +20,18 @@ export function testRuntimes(): Promise<Runtime[]> {
 export function label(rt: Runtime): string { return `${rt.variant}, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`; }
 
 /** Each implementation under test with a way to allocate arrays it accepts. */
-export interface Impl { name: string; k: Kernels; f32(n: number): Float32Array; i32(n: number): Int32Array; i8(n: number): Int8Array; }
+export interface Impl {
+  name: string; k: Kernels;
+  f32(n: number): Float32Array; i32(n: number): Int32Array; i8(n: number): Int8Array; u16(n: number): Uint16Array;
+}
 export async function impls(): Promise<Impl[]> {
   const plain: Impl = {
     name: "reference", k: reference,
-    f32: (n) => new Float32Array(n), i32: (n) => new Int32Array(n), i8: (n) => new Int8Array(n),
+    f32: (n) => new Float32Array(n), i32: (n) => new Int32Array(n), i8: (n) => new Int8Array(n), u16: (n) => new Uint16Array(n),
   };
   return [plain, ...(await testRuntimes()).map((rt): Impl => ({
     name: label(rt), k: rt.kernels,
-    f32: (n) => rt.heap.f32(n), i32: (n) => rt.heap.i32(n), i8: (n) => rt.heap.i8(n),
+    f32: (n) => rt.heap.f32(n), i32: (n) => rt.heap.i32(n), i8: (n) => rt.heap.i8(n), u16: (n) => rt.heap.u16(n),
   }))];
 }
 

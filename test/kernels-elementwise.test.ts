@@ -143,12 +143,13 @@ function ternary(rng: Rng, k: number, n: number): { offsets: number[]; indices: 
 }
 
 function copyI32(impl: Impl, src: number[]): Int32Array { const a = impl.i32(src.length); a.set(src); return a; }
+function copyU16(impl: Impl, src: number[]): Uint16Array { const a = impl.u16(src.length); a.set(src); return a; }
 
 test("project matches a float64 sparse ternary product on odd shapes", async () => {
   const rng = new Rng(5);
   for (const impl of await impls()) {
     for (const [k, n] of [[0, 5], [1, 1], [3, 7], [17, 33], [417, 1501]]) {
-      const p = ternary(rng, k, n), offsets = copyI32(impl, p.offsets), indices = copyI32(impl, p.indices);
+      const p = ternary(rng, k, n), offsets = copyI32(impl, p.offsets), indices = copyU16(impl, p.indices);
       const x = impl.f32(n), y = impl.f32(k), scale = 0.37;
       rng.fillUniform(x, -1, 1);
       impl.k.project(y, x, offsets, indices, scale, k, n);
@@ -170,17 +171,19 @@ test("project rejects a malformed layout before running", async () => {
   for (const impl of await impls()) {
     const x = impl.f32(4), y = impl.f32(2);
     const run = (offsets: number[], indices: number[], scale = 1) =>
-      impl.k.project(y, x, copyI32(impl, offsets), copyI32(impl, indices), scale, 2, 4);
+      impl.k.project(y, x, copyI32(impl, offsets), copyU16(impl, indices), scale, 2, 4);
     run([0, 1, 2, 2, 3], [0, 3, 1]); // valid
     assert.throws(() => run([0, 1, 2, 3], [0, 1, 2]), /offsets must have 5 elements, got 4/);
     assert.throws(() => run([1, 1, 2, 2, 3], [0, 3, 1]), /offsets\[0\] must be 0, got 1/);
     assert.throws(() => run([0, 2, 1, 2, 3], [0, 3, 1]), /offsets must be non-decreasing, but offsets\[2\] = 1 < offsets\[1\] = 2/);
     assert.throws(() => run([0, 1, 2, 2, 3], [0, 3, 1, 2]), /offsets\[4\] must equal indices.length = 4, got 3/);
     assert.throws(() => run([0, 1, 2, 2, 3], [0, 4, 1]), /indices\[1\] = 4 is outside \[0, 4\)/);
-    assert.throws(() => run([0, 1, 2, 2, 3], [0, -1, 1]), /indices\[1\] = -1 is outside/);
+    assert.throws(() => run([0, 1, 2, 2, 3], [0, 65535, 1]), /indices\[1\] = 65535 is outside/);
+    assert.throws(() => impl.k.project(impl.f32(1), impl.f32(65537), copyI32(impl, [0, 0, 0]), copyU16(impl, []), 1, 1, 65537),
+      /n = 65537 columns exceed the 65536 that 16-bit indices address/);
     assert.throws(() => run([0, 1, 2, 2, 3], [0, 3, 1], NaN), /scale must be finite, got NaN/);
-    assert.throws(() => impl.k.project(y, x, copyI32(impl, [0, 0, 0, 0, 0]), new Float32Array(0) as unknown as Int32Array, 1, 2, 4),
-      /indices must be a Int32Array, got Float32Array/);
+    assert.throws(() => impl.k.project(y, x, copyI32(impl, [0, 0, 0, 0, 0]), new Float32Array(0) as unknown as Uint16Array, 1, 2, 4),
+      /indices must be a Uint16Array, got Float32Array/);
   }
 });
 

@@ -95,7 +95,7 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
     return new LittleModule(rt, R, cell.input, cell.hidden, m.k, m.seed, options.bits ?? m.bits, {
       Wx: float(file, `little.${l}.Wx`, [R, m.k]), Wh: float(file, `little.${l}.Wh`, [R, m.k]),
       bx: float(file, `little.${l}.bx`, [R]), bh: float(file, `little.${l}.bh`, [R]),
-    });
+    }, cell.kind === "lstm");
   });
   const model = new DualModel(rt, stack, littles);
   model.setThresholds(thresholds, ratio);

@@ -31,7 +31,6 @@ interface LayerState {
   little: LittleModule;
   regions: Region[];
   score: Float32Array;   // (rows) the little module's pre-activation estimate that selection reads
-  estH: Float32Array;    // (rows) LSTM: the h part before it is added in
   lo: Float32Array;      // (gates) sensitive iff lo[g] < score < hi[g]
   hi: Float32Array;
   rowIdx: Int32Array;    // (rows) sensitive rows of the current step
@@ -58,7 +57,6 @@ export class DualModel {
       return {
         cell, little, regions,
         score: cell.kind === "lstm" ? cell.pre : rt.heap.f32(cell.rows),
-        estH: rt.heap.f32(cell.rows),
         lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
         rowIdx: rt.heap.i32(cell.rows),
         topKScratch: new Float32Array(cell.hidden),
@@ -134,9 +132,7 @@ export class DualModel {
   private estimate(s: LayerState): void {
     const cell = s.cell;
     if (cell.kind === "lstm") {
-      s.little.estimate(cell.pre, s.estH, cell.xh);
-      const pre = cell.pre, estH = s.estH;
-      for (let i = 0; i < pre.length; i++) pre[i] += estH[i];
+      s.little.estimate(cell.pre, null, cell.xh);
       return;
     }
     // GRU: r and z read x part + h part; the candidate reads x part + r ⊙ h part.

@@ -79,7 +79,7 @@ export function fitLittleModules(rt: Runtime, stack: Stack, sequences: Float32Ar
         val: val ? fitError(fit.W, fit.b, val.Z, val.Y, samples(val), { backend }) : null,
       };
     });
-    littles.push(new LittleModule(rt, cell.rows, cell.input, cell.hidden, k, seed + l, bits, splitWeights(fits, cell.rows, k)));
+    littles.push(new LittleModule(rt, cell.rows, cell.input, cell.hidden, k, seed + l, bits, splitWeights(fits, cell.rows, k), cell.kind === "lstm"));
     report.push({
       layer: l, method, k, samples: samples(parts[0]),
       trainMse: mean(fits.map((f) => f.train.mseAll)),

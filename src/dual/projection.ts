@@ -6,6 +6,7 @@
 // which takes exactly the SparseProjection fields below.
 import { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
+import { MAX_PROJECT_INPUT } from "../kernels/elementwise.js";
 
 /**
  * Johnson–Lindenstrauss dimension k = floor(4 ln n / (ε²/2 − ε³/3)) for n points (gate rows).
@@ -26,7 +27,7 @@ export interface SparseProjection {
   k: number;             // output dimension (rows)
   n: number;             // input dimension (columns)
   offsets: Int32Array;   // (2k+1)
-  indices: Int32Array;   // (nonzeros) column indices, ascending within each run
+  indices: Uint16Array;  // (nonzeros) column indices, ascending within each run
   scale: number;
 }
 
@@ -46,6 +47,7 @@ export function blockProjection(blocks: number[], k: number, seed: number): Spar
   const rng = new Rng(seed);
   const rows = k * blocks.length;
   const n = blocks.reduce((s, w) => s + w, 0);
+  if (n > MAX_PROJECT_INPUT) throw new RangeError(`${f}: the blocks add up to ${n} inputs; projections read at most ${MAX_PROJECT_INPUT} (16-bit indices)`);
   const offsets = new Int32Array(2 * rows + 1);
   const indices: number[] = [];
   const minus: number[] = [];
@@ -64,7 +66,7 @@ export function blockProjection(blocks: number[], k: number, seed: number): Spar
     }
     start += width;
   }
-  return { k: rows, n, offsets, indices: Int32Array.from(indices), scale: Math.sqrt(3 / k) };
+  return { k: rows, n, offsets, indices: Uint16Array.from(indices), scale: Math.sqrt(3 / k) };
 }
 
 /** Throws unless P is well formed: sizes, ascending offsets, column indices in [0, n). */
@@ -75,7 +77,7 @@ export function checkProjection(f: string, P: SparseProjection): void {
   if (!(P.offsets instanceof Int32Array) || P.offsets.length !== 2 * P.k + 1) {
     throw new RangeError(`${f}: projection offsets must be an Int32Array of ${2 * P.k + 1} elements`);
   }
-  if (!(P.indices instanceof Int32Array)) throw new TypeError(`${f}: projection indices must be an Int32Array`);
+  if (!(P.indices instanceof Uint16Array)) throw new TypeError(`${f}: projection indices must be a Uint16Array`);
   if (P.offsets[0] !== 0 || P.offsets[2 * P.k] !== P.indices.length) {
     throw new RangeError(`${f}: projection offsets must run from 0 to indices.length = ${P.indices.length}`);
   }

@@ -1,7 +1,7 @@
 // Argument checks shared by the fast kernels and their reference twins, so both fail the same way,
 // before any WebAssembly call: the name of the argument, what was expected and what came.
 
-type Ctor = Float32ArrayConstructor | Int32ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
+type Ctor = Float32ArrayConstructor | Int32ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor | Uint16ArrayConstructor;
 
 function typed(kernel: string, name: string, a: unknown, ctor: Ctor, length: number): void {
   if (!(a instanceof ctor)) {
@@ -25,6 +25,9 @@ export function i8(kernel: string, name: string, a: unknown, length: number): as
 export function u8(kernel: string, name: string, a: unknown, length: number): asserts a is Uint8Array {
   typed(kernel, name, a, Uint8Array, length);
 }
+export function u16(kernel: string, name: string, a: unknown, length: number): asserts a is Uint16Array {
+  typed(kernel, name, a, Uint16Array, length);
+}
 
 /** A size argument: a whole number in [min, 2^31). */
 export function size(kernel: string, name: string, n: number, min = 0): void {
@@ -34,7 +37,7 @@ export function size(kernel: string, name: string, n: number, min = 0): void {
 }
 
 /** Every index in [0, bound). */
-export function indices(kernel: string, name: string, idx: Int32Array, bound: number): void {
+export function indices(kernel: string, name: string, idx: Int32Array | Uint16Array, bound: number): void {
   for (let i = 0; i < idx.length; i++) {
     const v = idx[i];
     if (v < 0 || v >= bound) throw new RangeError(`${kernel}: ${name}[${i}] = ${v} is outside [0, ${bound})`);

@@ -31,9 +31,9 @@ export interface ElementwiseKernels {
   /**
    * y (k) = scale · P x (n) for a ternary P stored compactly: row i's +1 columns are
    * indices[offsets[2i] .. offsets[2i+1]), its −1 columns indices[offsets[2i+1] .. offsets[2i+2]).
-   * offsets is (2k+1), non-decreasing, from 0 to indices.length; every index in [0, n).
+   * offsets is (2k+1), non-decreasing, from 0 to indices.length; every index in [0, n), n ≤ 65536.
    */
-  project(y: Float32Array, x: Float32Array, offsets: Int32Array, indices: Int32Array, scale: number, k: number, n: number): void;
+  project(y: Float32Array, x: Float32Array, offsets: Int32Array, indices: Uint16Array, scale: number, k: number, n: number): void;
   /** The sum of x (n), accumulated in float64 (the fast version: in float32 blocks of 1024). */
   sum(x: Float32Array, n: number): number;
 }
@@ -60,17 +60,24 @@ function checkGru(k: string, h: unknown, gx: unknown, gh: unknown, H: number): v
   check.f32(k, "gh", gh, 3 * H);
 }
 
+/**
+ * Widest input a projection reads: its column indices are 16-bit, which halves the bytes a step
+ * streams (the indices are most of the projection's memory traffic).
+ */
+export const MAX_PROJECT_INPUT = 65536;
+
 /** The layout of the compact ternary matrix, in one O(nnz) pass. */
 function checkProject(kn: string, y: unknown, x: unknown, offsets: unknown, indices: unknown, scale: number,
                       k: number, n: number): void {
   check.size(kn, "k", k);
   check.size(kn, "n", n);
+  if (n > MAX_PROJECT_INPUT) throw new RangeError(`${kn}: n = ${n} columns exceed the ${MAX_PROJECT_INPUT} that 16-bit indices address`);
   check.f32(kn, "y", y, k);
   check.f32(kn, "x", x, n);
   check.i32(kn, "offsets", offsets, 2 * k + 1);
-  if (!(indices instanceof Int32Array)) check.i32(kn, "indices", indices, 0); // throws the shared type error
+  if (!(indices instanceof Uint16Array)) check.u16(kn, "indices", indices, 0); // throws the shared type error
   if (!Number.isFinite(scale)) throw new RangeError(`${kn}: scale must be finite, got ${scale}`);
-  const layout = offsets as Int32Array, idx = indices as Int32Array;
+  const layout = offsets as Int32Array, idx = indices as Uint16Array;
   check.constant(layout, `project offsets ${k} ${idx.length}`, () => {
     if (layout[0] !== 0) throw new RangeError(`${kn}: offsets[0] must be 0, got ${layout[0]}`);
     for (let i = 1; i <= 2 * k; i++) {

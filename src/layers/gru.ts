@@ -31,7 +31,7 @@ export class Gru {
     const E = input, H = hidden, R = 3 * H;
     this.rows = R;
     this.cols = E + H;
-    this.W = interleaveRows(rt, weights.weight_ih, weights.weight_hh, R, E, H);
+    this.W = interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H, rt.heap.f32(R * (E + H)));
     this.bIh = rt.heap.copyF32(weights.bias_ih);
     this.bHh = rt.heap.copyF32(weights.bias_hh);
     this.xh = rt.heap.f32(E + H);

@@ -31,7 +31,7 @@ export class Lstm {
     const E = input, H = hidden, R = 4 * H;
     this.rows = R;
     this.cols = E + H;
-    this.W = interleaveRows(rt, weights.weight_ih, weights.weight_hh, R, E, H);
+    this.W = interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H, rt.heap.f32(R * (E + H)));
     this.b = rt.heap.f32(R);
     for (let r = 0; r < R; r++) this.b[r] = weights.bias_ih[r] + weights.bias_hh[r];
     this.biases = [weights.bias_ih.slice(), weights.bias_hh.slice()];
@@ -93,9 +93,9 @@ export function checkWeights(k: string, input: number, hidden: number, gates: nu
   check.f32(k, "bias_hh", w.bias_hh, R);
 }
 
-/** (R, A) and (R, B) into one heap matrix (R, A+B) whose row r is [a[r] | b[r]]. */
-export function interleaveRows(rt: Runtime, a: Float32Array, b: Float32Array, R: number, A: number, B: number): Float32Array {
-  const W = rt.heap.f32(R * (A + B));
+/** (R, A) and (R, B) into one matrix W (R, A+B) whose row r is [a[r] | b[r]]. */
+export function interleaveRows(a: Float32Array, b: Float32Array, R: number, A: number, B: number,
+                               W: Float32Array = new Float32Array(R * (A + B))): Float32Array {
   for (let r = 0; r < R; r++) {
     W.set(a.subarray(r * A, (r + 1) * A), r * (A + B));
     W.set(b.subarray(r * B, (r + 1) * B), r * (A + B) + A);
