@@ -2,12 +2,14 @@
 // shapes, against onnxruntime-node's dense cell on the same weights, in one process.
 // Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
 // weights and thresholds calibrated to each ratio, not from random draws. Our variants of a shape
-// (dense, little module alone, each ratio) are timed in interleaved rounds, one step each per
-// round, so that a slow spell of a shared machine falls on all of them alike; they share the
-// recurrent state, which changes the masks' inputs a little but not what a step costs.
+// (per precision of the big weights: dense, the little module alone, each ratio) are timed in
+// interleaved rounds, one step each per round, so that a slow spell of a shared machine falls on
+// all of them alike; they share the recurrent state, which changes the masks' inputs a little but
+// not what a step costs.
 import { parseArgs } from "node:util";
 import { Runtime } from "../runtime/runtime.js";
 import { Stack, type LayerWeights } from "../layers/stack.js";
+import type { BigBits } from "../layers/lstm.js";
 import { DualModel } from "../dual/dual.js";
 import { fitLittleModules } from "../dual/fit.js";
 import { OrtPeer } from "../onnx/peer.js";
@@ -22,12 +24,14 @@ import { list, numbers } from "../cli/args.js";
 type Cache = "cold" | "warm";
 
 export interface RnnBenchRow {
-  cell: CellName; hidden: number; input: number; ratio: number; achieved_ratio: number;
+  /** big: the precision of the big weights (and of our dense step); the peer's cell is fp32. */
+  cell: CellName; hidden: number; input: number; big: "f32" | "int8"; ratio: number; achieved_ratio: number;
   threads: number; cache: Cache; dense_ms: number; ort_ms: number | null; dual_ms: number;
   little_ms: number; bytes_dense: number; bytes_dual: number; weights: "random";
 }
 
 const WARMUP = 10;
+const BIG_NAME = { 32: "f32", 8: "int8" } as const;
 
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -36,12 +40,14 @@ export async function main(argv: string[]): Promise<void> {
       cell: { type: "string" }, hidden: { type: "string" }, input: { type: "string" },
       ratios: { type: "string", default: "0,0.1,0.3,0.5,0.7,0.9" }, threads: { type: "string", default: "1,2" },
       cache: { type: "string", default: "cold,warm" }, steps: { type: "string", default: "100" },
+      "big-bits": { type: "string", default: "32,8" },
       json: { type: "string" }, help: { type: "boolean" },
     },
   });
   if (values.help) {
     console.log(`dmi bench rnn [--cell lstm,gru,gnmt-layer,gnmt-stack] [--hidden N,..] [--input N,..]
-  [--ratios 0,0.1,0.3,0.5,0.7,0.9] [--threads 1,2] [--cache cold,warm] [--steps 100] [--json FILE]`);
+  [--ratios 0,0.1,0.3,0.5,0.7,0.9] [--threads 1,2] [--cache cold,warm] [--steps 100] [--big-bits 32,8] [--json FILE]
+--big-bits: precision of the big weights; 8 (INT8, LSTM cells only) adds rows labelled int8.`);
     return;
   }
   const shapes = selectShapes(list(values.cell), numbers(values.hidden, "hidden"), numbers(values.input, "input"));
@@ -50,6 +56,8 @@ export async function main(argv: string[]): Promise<void> {
   const threads = numbers(values.threads, "threads")!;
   const caches = list(values.cache)! as Cache[];
   for (const c of caches) if (c !== "cold" && c !== "warm") throw new Error(`--cache: ${c} is not cold or warm`);
+  const bigBits = numbers(values["big-bits"], "big-bits")!;
+  for (const b of bigBits) if (b !== 32 && b !== 8) throw new Error(`--big-bits: ${b} is not 32 or 8`);
   const steps = Number(values.steps);
   if (!Number.isInteger(steps) || steps < 5) throw new Error("--steps must be an integer ≥ 5");
 
@@ -58,7 +66,7 @@ export async function main(argv: string[]): Promise<void> {
   const rows: RnnBenchRow[] = [];
   try {
     const flush = rt.heap.f32(FLUSH_BYTES / 4);
-    for (const shape of shapes) rows.push(...(await benchShape(rt, shape, ratios, threads, caches, steps, flush)));
+    for (const shape of shapes) rows.push(...(await benchShape(rt, shape, ratios, threads, caches, steps, bigBits as BigBits[], flush)));
   } finally {
     await rt.close();
   }
@@ -67,17 +75,20 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
-                          steps: number, flush: Float32Array): Promise<RnnBenchRow[]> {
+                          steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
   const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
   const { weights, sequence: seq } = randomModel(shape);
-  const stack = new Stack(rt, config, weights);
   const train = Array.from({ length: 60 }, () => seq(35)), valid = Array.from({ length: 10 }, () => seq(35));
   const timed = seq(steps);
-
-  const progress = new Progress(`${name}: fit`, train.length * 35);
-  const { littles } = fitLittleModules(rt, stack, train, { onProgress: (_w, d) => progress.update(d) });
-  const dual = new DualModel(rt, stack, littles);
-  const thresholds = ratios.map((r) => (r === 0 ? null : dual.calibrate(valid, r)));
+  // INT8 big weights exist for LSTM layers only.
+  const models = bigBits.filter((bits) => bits === 32 || config.kind === "lstm").map((bits) => {
+    const stack = new Stack(rt, { ...config, bigBits: bits }, weights);
+    const progress = new Progress(`${name}, ${BIG_NAME[bits]} big weights: fit`, train.length * 35);
+    const { littles } = fitLittleModules(rt, stack, train, { onProgress: (_w, d) => progress.update(d) });
+    const dual = new DualModel(rt, stack, littles);
+    const thresholds = ratios.map((r) => (r === 0 ? null : dual.calibrate(valid, r)));
+    return { bits, stack, dual, thresholds };
+  });
 
   const rows: RnnBenchRow[] = [];
   for (const t of threads) {
@@ -85,19 +96,6 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
     const ort = await ortCell(shape, weights, t);
     try {
       for (const cache of caches) {
-        // Every ratio's achieved insensitive ratio and bytes, summed over its timed steps.
-        const achieved = ratios.map(() => ({ ratio: 0, bytes: 0, steps: 0 }));
-        const dualAt = (i: number): Variant => ({
-          prepare: () => {
-            if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratios[i]); else dual.setAllSensitive();
-            dual.accounting.reset();
-          },
-          run: (round) => dual.step(timed[round % timed.length]),
-          after: () => {
-            const r = dual.accounting.report(), a = achieved[i];
-            a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bigBytes + r.perStep.littleBytes; a.steps++;
-          },
-        });
         const flushing = cache === "cold" ? () => { rt.kernels.sum(flush, flush.length); } : null;
         // onnxruntime's threads keep spinning after a run and would slow whatever runs next, so the
         // peer is timed in a block of its own, and ours wait until its threads have gone idle (about a
@@ -106,19 +104,36 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
         const ortMs = await timeMedian(() => { ort.load(timed[round++ % timed.length]); return ort.peer.run(ort.feeds); },
           { warmup: WARMUP, reps: timed.length, flush: flushing });
         await sleep(1000);
-        const [dense, little, ...duals] = await timeInterleaved([
+        // Per model: dense, the little module alone (nothing sensitive: projection, little module,
+        // selection and gate update), and each ratio, with its achieved ratio and bytes summed over its timed steps.
+        const achieved = models.map(() => ratios.map(() => ({ ratio: 0, bytes: 0, steps: 0 })));
+        const variants = models.flatMap(({ stack, dual, thresholds }, m): Variant[] => [
           { run: (round) => stack.step(timed[round % timed.length]) },
-          // Nothing sensitive: what is left is the projection, the little module, selection and the gate update.
           { prepare: () => dual.setNoneSensitive(), run: (round) => dual.step(timed[round % timed.length]) },
-          ...ratios.map((_, i) => dualAt(i)),
-        ], { warmup: WARMUP, rounds: timed.length, flush: flushing });
-        const denseBytes = dual.accounting.report().perStep.denseBytes;
-        ratios.forEach((ratio, i) => rows.push({
-          cell: shape.cell, hidden: H, input: benchInput(shape), ratio, achieved_ratio: achieved[i].ratio / achieved[i].steps,
-          threads: t, cache, dense_ms: dense, ort_ms: ortMs, dual_ms: duals[i], little_ms: little,
-          bytes_dense: denseBytes, bytes_dual: achieved[i].bytes / achieved[i].steps, weights: "random",
-        }));
-        console.error(`${name}, ${t} thread(s), ${cache}: dense ${dense.toFixed(3)} ms, ort ${ortMs.toFixed(3)} ms, little ${little.toFixed(3)} ms`);
+          ...ratios.map((ratio, i): Variant => ({
+            prepare: () => {
+              if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
+              dual.accounting.reset();
+            },
+            run: (round) => dual.step(timed[round % timed.length]),
+            after: () => {
+              const r = dual.accounting.report(), a = achieved[m][i];
+              a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bigBytes + r.perStep.littleBytes; a.steps++;
+            },
+          })),
+        ]);
+        const ms = await timeInterleaved(variants, { warmup: WARMUP, rounds: timed.length, flush: flushing });
+        models.forEach(({ bits, dual }, m) => {
+          const [dense, little, ...duals] = ms.slice(m * (ratios.length + 2), (m + 1) * (ratios.length + 2));
+          const denseBytes = dual.accounting.report().perStep.denseBytes;
+          ratios.forEach((ratio, i) => rows.push({
+            cell: shape.cell, hidden: H, input: benchInput(shape), big: BIG_NAME[bits], ratio,
+            achieved_ratio: achieved[m][i].ratio / achieved[m][i].steps, threads: t, cache,
+            dense_ms: dense, ort_ms: ortMs, dual_ms: duals[i], little_ms: little,
+            bytes_dense: denseBytes, bytes_dual: achieved[m][i].bytes / achieved[m][i].steps, weights: "random",
+          }));
+          console.error(`${name}, ${BIG_NAME[bits]} big weights, ${t} thread(s), ${cache}: dense ${dense.toFixed(3)} ms, ort ${ortMs.toFixed(3)} ms, little ${little.toFixed(3)} ms`);
+        });
       }
     } finally {
       await ort.peer.release();
@@ -147,9 +162,9 @@ async function ortCell(shape: Shape, weights: LayerWeights[], threads: number):
 
 function formatRows(rows: RnnBenchRow[]): string {
   return formatTable(
-    ["cell", "H", "E", "ratio", "achieved", "threads", "cache", "dense ms", "ort ms", "dual ms", "x dense", "x ort", "little %", "MB dense", "MB dual"],
+    ["cell", "H", "E", "big", "ratio", "achieved", "threads", "cache", "dense ms", "ort ms", "dual ms", "x dense", "x ort", "little %", "MB dense", "MB dual"],
     rows.map((r) => [
-      r.cell, r.hidden, r.input, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), r.threads, r.cache,
+      r.cell, r.hidden, r.input, r.big, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), r.threads, r.cache,
       r.dense_ms.toFixed(3), r.ort_ms?.toFixed(3) ?? "n/a", r.dual_ms.toFixed(3),
       (r.dense_ms / r.dual_ms).toFixed(2), r.ort_ms ? (r.ort_ms / r.dual_ms).toFixed(2) : "n/a",
       ((100 * r.little_ms) / r.dense_ms).toFixed(1), (r.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2),

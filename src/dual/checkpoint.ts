@@ -66,6 +66,9 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
     if (!Number.isInteger(config?.[key]) || config[key] < 0) fail(`metadata config.${key} must be a non-negative integer, got ${JSON.stringify(config?.[key])}`);
   }
   if (config.kind !== "lstm" && config.kind !== "gru") fail(`metadata config.kind must be "lstm" or "gru", got ${JSON.stringify(config.kind)}`);
+  if (config.bigBits !== undefined && config.bigBits !== 32 && !(config.bigBits === 8 && config.kind === "lstm")) {
+    fail(`metadata config.bigBits must be 32, or 8 for an LSTM, got ${JSON.stringify(config.bigBits)}`);
+  }
   const littleMeta = parseJson(meta.little, "little", fail) as LittleMeta[];
   const thresholds = parseJson(meta.thresholds, "thresholds", fail, (_k, v) => (v === "Infinity" || v === "-Infinity" ? Number(v) : v)) as Thresholds;
   const gates = gateCount(config.kind);

@@ -3,8 +3,11 @@
 // Weights are stored for dual-module inference: row r of W is [weight_ih[r] | weight_hh[r]], so one
 // output neuron is one contiguous read, and the input is kept as one vector xh = [x | h] with h
 // updated in place. The big module of a dual-module step is computeRows(): only listed rows are read.
+// The big weights are fp32, or INT8 with one scale per row (then [x | h] is quantized per step, as
+// in dynamic quantization): a quarter of the bytes to stream, which is what a batch-1 step costs.
 import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
+import { quantizeRows } from "../dual/quantize.js";
 
 export interface LstmWeights {
   weight_ih: Float32Array; // (4H, E)
@@ -13,12 +16,18 @@ export interface LstmWeights {
   bias_hh: Float32Array;   // (4H)
 }
 
+/** Precision of a layer's big weights. */
+export type BigBits = 32 | 8;
+
+/** The big weights at their precision: fp32 rows, or INT8 rows with a scale each and the quantized input. */
+type BigWeights = { bits: 32; W: Float32Array } | { bits: 8; Wq: Int8Array; scales: Float32Array; xhq: Int8Array };
+
 export class Lstm {
   readonly kind = "lstm";
   readonly gates = 4;
   readonly rows: number;          // 4H gate neurons
   readonly cols: number;          // E + H inputs per neuron
-  readonly W: Float32Array;       // (4H, E+H)
+  private readonly big: BigWeights; // (4H, E+H)
   readonly b: Float32Array;       // (4H) = bias_ih + bias_hh
   private readonly biases: [Float32Array, Float32Array]; // bias_ih, bias_hh as given, for weights()
   readonly xh: Float32Array;      // (E+H) = [x | h]
@@ -26,12 +35,21 @@ export class Lstm {
   readonly c: Float32Array;       // (H)
   readonly pre: Float32Array;     // (4H) gate pre-activations of the current step
 
-  constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: LstmWeights) {
+  constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: LstmWeights,
+              readonly bits: BigBits = 32) {
     checkWeights("Lstm", input, hidden, 4, weights);
+    if (bits !== 32 && bits !== 8) throw new RangeError(`Lstm: big weights are 32 or 8 bits, got ${bits}`);
     const E = input, H = hidden, R = 4 * H;
     this.rows = R;
     this.cols = E + H;
-    this.W = interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H, rt.heap.f32(R * (E + H)));
+    if (bits === 32) {
+      this.big = { bits, W: interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H, rt.heap.f32(R * (E + H))) };
+    } else {
+      const q = quantizeRows(interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H), R, E + H, 8);
+      const Wq = rt.heap.i8(R * (E + H));
+      Wq.set(q.q!);
+      this.big = { bits, Wq, scales: rt.heap.copyF32(q.scales), xhq: rt.heap.i8(E + H) };
+    }
     this.b = rt.heap.f32(R);
     for (let r = 0; r < R; r++) this.b[r] = weights.bias_ih[r] + weights.bias_hh[r];
     this.biases = [weights.bias_ih.slice(), weights.bias_hh.slice()];
@@ -51,8 +69,14 @@ export class Lstm {
 
   /** A dense step on the input already in xh (stacks write [below | context] there themselves). */
   compute(): Float32Array {
-    this.rt.kernels.matvec(this.pre, this.W, this.xh, this.b, this.rows, this.cols);
-    this.rt.kernels.lstmGates(this.h, this.c, this.pre, this.hidden);
+    const kr = this.rt.kernels, big = this.big;
+    if (big.bits === 32) {
+      kr.matvec(this.pre, big.W, this.xh, this.b, this.rows, this.cols);
+    } else {
+      const s = kr.quantize(big.xhq, this.xh, this.cols);
+      kr.matvecI8(this.pre, big.Wq, big.scales, big.xhq, s, this.b, this.rows, this.cols);
+    }
+    kr.lstmGates(this.h, this.c, this.pre, this.hidden);
     return this.h;
   }
 
@@ -67,19 +91,37 @@ export class Lstm {
    * listed (sensitive) rows are recomputed exactly, then the state updates as usual.
    */
   computeRows(rowIdx: Int32Array, count: number): Float32Array {
-    this.rt.kernels.matvecRows(this.pre, this.W, this.xh, this.b, rowIdx, count, this.rows, this.cols);
-    this.rt.kernels.lstmGates(this.h, this.c, this.pre, this.hidden);
+    const kr = this.rt.kernels, big = this.big;
+    if (big.bits === 32) {
+      kr.matvecRows(this.pre, big.W, this.xh, this.b, rowIdx, count, this.rows, this.cols);
+    } else {
+      const s = kr.quantize(big.xhq, this.xh, this.cols);
+      kr.matvecI8Rows(this.pre, big.Wq, big.scales, big.xhq, s, this.b, rowIdx, count, this.rows, this.cols);
+    }
+    kr.lstmGates(this.h, this.c, this.pre, this.hidden);
     return this.h;
   }
 
-  /** The weights under PyTorch's names (copies). */
+  /** The big weights (4H, E+H) in fp32: the stored ones, or a dequantized copy of the INT8 ones. */
+  get W(): Float32Array {
+    const big = this.big;
+    if (big.bits === 32) return big.W;
+    const W = new Float32Array(this.rows * this.cols);
+    for (let r = 0; r < this.rows; r++) {
+      const s = big.scales[r], o = r * this.cols;
+      for (let c = 0; c < this.cols; c++) W[o + c] = s * big.Wq[o + c];
+    }
+    return W;
+  }
+
+  /** The weights under PyTorch's names (copies; INT8 weights dequantized). */
   weights(): LstmWeights {
     const [weight_ih, weight_hh] = splitRows(this.W, this.rows, this.input, this.hidden);
     return { weight_ih, weight_hh, bias_ih: this.biases[0].slice(), bias_hh: this.biases[1].slice() };
   }
 
-  /** Bytes the big module reads for `count` rows (weights and bias). */
-  bigBytes(count: number): number { return count * (this.cols + 1) * 4; }
+  /** Bytes the big module reads for `count` rows (weights and bias, and an INT8 row's scale). */
+  bigBytes(count: number): number { return count * (this.bits === 32 ? (this.cols + 1) * 4 : this.cols + 8); }
 }
 
 /** Sizes, and PyTorch-named weights of `gates`·H rows, for a layer of kind `k`. */

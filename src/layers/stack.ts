@@ -4,7 +4,7 @@
 // A step's input is one vector [x | context]. A single-layer model is a stack of one.
 import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
-import { Lstm, type LstmWeights } from "./lstm.js";
+import { Lstm, type BigBits, type LstmWeights } from "./lstm.js";
 import { Gru, type GruWeights } from "./gru.js";
 
 export type CellKind = "lstm" | "gru";
@@ -17,6 +17,7 @@ export interface StackConfig {
   layers: number;
   context: number;      // size of the context appended to every layer's input; 0 for none
   residualFrom: number; // first layer (≥ 1) with a residual connection; ≥ layers for none
+  bigBits?: BigBits;    // precision of the big weights: 32 (default) or 8 (LSTM only)
 }
 
 /** PyTorch parameter names per layer: weight_ih, weight_hh, bias_ih, bias_hh. */
@@ -40,8 +41,12 @@ export class Stack {
     if (config.kind !== "lstm" && config.kind !== "gru") throw new Error(`${k}: kind must be "lstm" or "gru", got ${JSON.stringify(config.kind)}`);
     if (weights.length !== config.layers) throw new Error(`${k}: ${config.layers} layers need ${config.layers} weight sets, got ${weights.length}`);
     if (config.residualFrom < 1) throw new Error(`${k}: residualFrom must be ≥ 1 (layer 0's input is not hidden-sized)`);
+    const bits = config.bigBits ?? 32;
+    if (bits !== 32 && !(bits === 8 && config.kind === "lstm")) {
+      throw new Error(`${k}: bigBits must be 32, or 8 for an LSTM (a GRU's candidate gate would need a split INT8 product), got ${bits} for ${config.kind}`);
+    }
     this.layers = weights.map((w, l) => config.kind === "lstm"
-      ? new Lstm(rt, layerInput(config, l), config.hidden, w)
+      ? new Lstm(rt, layerInput(config, l), config.hidden, w, bits)
       : new Gru(rt, layerInput(config, l), config.hidden, w));
     this.outputs = this.layers.map((cell, l) => this.residual(l) ? rt.heap.f32(config.hidden) : cell.h);
   }
