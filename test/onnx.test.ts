@@ -7,7 +7,7 @@ import { Rng } from "../src/util/random.js";
 import { reference } from "../src/kernels/index.js";
 import { decodeTensor, encodeTensor } from "../src/onnx/proto.js";
 import { OrtPeer } from "../src/onnx/peer.js";
-import { gemmModel, gruModel, lstmModel, matmulModel } from "../src/onnx/graphs.js";
+import { gemmModel, gruGemmModel, gruModel, lstmGemmModel, lstmModel, matmulModel } from "../src/onnx/graphs.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
 import { assertClose } from "./helpers.js";
 import { GOLDEN_RNN, gruStep, lstmStep, randomWeights, torchFromOnnx } from "./reference-rnn.js";
@@ -84,29 +84,33 @@ test("OrtPeer.run names a missing feed", async () => {
 
 const CELL_SIZES: [number, number][] = [[5, 7], [13, 4], [1, 1]];
 
-test("ORT LSTM step from PyTorch weights matches a float64 PyTorch LSTM cell", async () => {
+test("ORT LSTM step from PyTorch weights, as the LSTM op and as Gemm plus gates, matches a float64 PyTorch LSTM cell", async () => {
   const rng = new Rng(21);
   for (const [E, H] of CELL_SIZES) {
     const w = randomWeights(rng, 4, E, H, 1);
     const x = random(rng, E, 2), h0 = random(rng, H), c0 = random(rng, H, 2);
-    const peer = await OrtPeer.create(lstmModel(E, H, w), 1);
-    const { h1, c1 } = await peer.run({ x, h0, c0 });
-    await peer.release();
     const [wantH, wantC] = lstmStep(w, E, H, x, h0, c0);
-    assertClose(h1, wantH, 1, 1e-5, `LSTM h1 E=${E} H=${H}`);
-    assertClose(c1, wantC, 1, 1e-5, `LSTM c1 E=${E} H=${H}`);
+    for (const [op, graph] of [["LSTM op", lstmModel], ["Gemm + gates", lstmGemmModel]] as const) {
+      const peer = await OrtPeer.create(graph(E, H, w), 1);
+      const { h1, c1 } = await peer.run({ x, h0, c0 });
+      await peer.release();
+      assertClose(h1, wantH, 1, 1e-5, `${op} h1 E=${E} H=${H}`);
+      assertClose(c1, wantC, 1, 1e-5, `${op} c1 E=${E} H=${H}`);
+    }
   }
 });
 
-test("ORT GRU step from PyTorch weights matches a float64 PyTorch GRU cell", async () => {
+test("ORT GRU step from PyTorch weights, as the GRU op and as Gemms plus gates, matches a float64 PyTorch GRU cell", async () => {
   const rng = new Rng(22);
   for (const [E, H] of CELL_SIZES) {
     const w = randomWeights(rng, 3, E, H, 1);
     const x = random(rng, E, 2), h0 = random(rng, H);
-    const peer = await OrtPeer.create(gruModel(E, H, w), 1);
-    const { h1 } = await peer.run({ x, h0 });
-    await peer.release();
-    assertClose(h1, gruStep(w, E, H, x, h0), 1, 1e-5, `GRU h1 E=${E} H=${H}`);
+    for (const [op, graph] of [["GRU op", gruModel], ["Gemm + gates", gruGemmModel]] as const) {
+      const peer = await OrtPeer.create(graph(E, H, w), 1);
+      const { h1 } = await peer.run({ x, h0 });
+      await peer.release();
+      assertClose(h1, gruStep(w, E, H, x, h0), 1, 1e-5, `${op} h1 E=${E} H=${H}`);
+    }
   }
 });
 
@@ -114,6 +118,7 @@ test("lstmModel/gruModel reject weights of the wrong size", () => {
   const w = randomWeights(new Rng(1), 4, 3, 2, 1);
   assert.throws(() => lstmModel(3, 3, w), /lstmModel: weight_ih must have 36 elements, got 24/);
   assert.throws(() => gruModel(3, 2, w), /gruModel: weight_ih must have 18 elements, got 24/);
+  assert.throws(() => lstmGemmModel(3, 2, randomWeights(new Rng(1), 3, 3, 2, 1)), /lstmGemmModel: weight_ih must have 24 elements, got 18/);
 });
 
 // ---------------------------------------------------------------------------------------------

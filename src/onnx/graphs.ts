@@ -3,6 +3,7 @@
 // shapes (batch 1 for the cells), so the peer sees exactly the work our kernels do.
 import { encodeModel, type GraphSpec, type TensorData, type ValueInfo } from "./proto.js";
 import type { OnnxModel } from "./peer.js";
+import { interleaveRows } from "../layers/lstm.js";
 
 function model(g: GraphSpec): OnnxModel {
   return { bytes: encodeModel(g), inputs: g.inputs, outputs: g.outputs };
@@ -89,11 +90,7 @@ const GRU_ORDER = [1, 0, 2];
 
 function cellModel(op: "LSTM" | "GRU", E: number, H: number, w: CellWeights): OnnxModel {
   const lstm = op === "LSTM", G = lstm ? 4 : 3, order = lstm ? LSTM_ORDER : GRU_ORDER;
-  const what = `${op.toLowerCase()}Model`;
-  checkLength(what, "weight_ih", w.weight_ih, G * H * E);
-  checkLength(what, "weight_hh", w.weight_hh, G * H * H);
-  checkLength(what, "bias_ih", w.bias_ih, G * H);
-  checkLength(what, "bias_hh", w.bias_hh, G * H);
+  checkCell(`${op.toLowerCase()}Model`, G, E, H, w);
   const B = new Float32Array(2 * G * H); // ONNX B is [Wb | Rb]
   B.set(reorderGates(w.bias_ih, order, H, 1), 0);
   B.set(reorderGates(w.bias_hh, order, H, 1), G * H);
@@ -132,6 +129,73 @@ export function gruModel(inputSize: number, hiddenSize: number, weights: CellWei
   return cellModel("GRU", inputSize, hiddenSize, weights);
 }
 
+// The same cells as a Gemm on the concatenated input plus elementwise gate math: the other way to run
+// a cell in onnxruntime (MLAS's Gemm against its LSTM/GRU kernels); benchmarks time both.
+
+function checkCell(what: string, G: number, E: number, H: number, w: CellWeights): void {
+  checkLength(what, "weight_ih", w.weight_ih, G * H * E);
+  checkLength(what, "weight_hh", w.weight_hh, G * H * H);
+  checkLength(what, "bias_ih", w.bias_ih, G * H);
+  checkLength(what, "bias_hh", w.bias_hh, G * H);
+}
+
+/** One LSTM step as Gemm([x | h0], [W_ih | W_hh]ᵀ) and gate math: inputs x (1,E), h0, c0 (1,H); outputs h1, c1 (1,H). */
+export function lstmGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
+  checkCell("lstmGemmModel", 4, E, H, w);
+  const W = interleaveRows(w.weight_ih, w.weight_hh, 4 * H, E, H), b = w.bias_ih.map((v, r) => v + w.bias_hh[r]);
+  return model({
+    name: "lstm_gemm",
+    nodes: [
+      { opType: "Concat", inputs: ["x", "h0"], outputs: ["xh"], attributes: [{ name: "axis", int: 1 }] },
+      { opType: "Gemm", inputs: ["xh", "W", "b"], outputs: ["pre"], attributes: [{ name: "transB", int: 1 }] },
+      { opType: "Split", inputs: ["pre"], outputs: ["ai", "af", "ag", "ao"], attributes: [{ name: "axis", int: 1 }] },
+      { opType: "Sigmoid", inputs: ["ai"], outputs: ["i"] },
+      { opType: "Sigmoid", inputs: ["af"], outputs: ["f"] },
+      { opType: "Tanh", inputs: ["ag"], outputs: ["g"] },
+      { opType: "Sigmoid", inputs: ["ao"], outputs: ["o"] },
+      { opType: "Mul", inputs: ["f", "c0"], outputs: ["fc"] },
+      { opType: "Mul", inputs: ["i", "g"], outputs: ["ig"] },
+      { opType: "Add", inputs: ["fc", "ig"], outputs: ["c1"] },
+      { opType: "Tanh", inputs: ["c1"], outputs: ["tc"] },
+      { opType: "Mul", inputs: ["o", "tc"], outputs: ["h1"] },
+    ],
+    initializers: [{ name: "W", dims: [4 * H, E + H], data: W }, { name: "b", dims: [4 * H], data: b }],
+    inputs: [{ name: "x", dims: [1, E] }, { name: "h0", dims: [1, H] }, { name: "c0", dims: [1, H] }],
+    outputs: [{ name: "h1", dims: [1, H] }, { name: "c1", dims: [1, H] }],
+  });
+}
+
+/** One GRU step as two Gemms (x and h0 apart: the candidate needs them apart) and gate math: inputs x (1,E), h0 (1,H); output h1 (1,H). */
+export function gruGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
+  checkCell("gruGemmModel", 3, E, H, w);
+  return model({
+    name: "gru_gemm",
+    nodes: [
+      { opType: "Gemm", inputs: ["x", "Wi", "bi"], outputs: ["gx"], attributes: [{ name: "transB", int: 1 }] },
+      { opType: "Gemm", inputs: ["h0", "Wh", "bh"], outputs: ["gh"], attributes: [{ name: "transB", int: 1 }] },
+      { opType: "Split", inputs: ["gx"], outputs: ["xr", "xz", "xn"], attributes: [{ name: "axis", int: 1 }] },
+      { opType: "Split", inputs: ["gh"], outputs: ["hr", "hz", "hn"], attributes: [{ name: "axis", int: 1 }] },
+      { opType: "Add", inputs: ["xr", "hr"], outputs: ["ar"] },
+      { opType: "Sigmoid", inputs: ["ar"], outputs: ["r"] },
+      { opType: "Add", inputs: ["xz", "hz"], outputs: ["az"] },
+      { opType: "Sigmoid", inputs: ["az"], outputs: ["z"] },
+      { opType: "Mul", inputs: ["r", "hn"], outputs: ["rhn"] },
+      { opType: "Add", inputs: ["xn", "rhn"], outputs: ["an"] },
+      { opType: "Tanh", inputs: ["an"], outputs: ["n"] },
+      // h1 = (1 − z)·n + z·h0 = n + z·(h0 − n)
+      { opType: "Sub", inputs: ["h0", "n"], outputs: ["d"] },
+      { opType: "Mul", inputs: ["z", "d"], outputs: ["zd"] },
+      { opType: "Add", inputs: ["n", "zd"], outputs: ["h1"] },
+    ],
+    initializers: [
+      { name: "Wi", dims: [3 * H, E], data: w.weight_ih }, { name: "bi", dims: [3 * H], data: w.bias_ih },
+      { name: "Wh", dims: [3 * H, H], data: w.weight_hh }, { name: "bh", dims: [3 * H], data: w.bias_hh },
+    ],
+    inputs: [{ name: "x", dims: [1, E] }, { name: "h0", dims: [1, H] }],
+    outputs: [{ name: "h1", dims: [1, H] }],
+  });
+}
+
 /**
  * One step of GNMT's stacked LSTM decoder: layer l reads Concat(below, ctx) (below = x for layer 0),
  * and from layer `residualFrom` on its output is Y_h + below. Inputs x (1,1,X), ctx (1,1,C), and
@@ -142,11 +206,8 @@ export function gnmtStackModel(X: number, H: number, C: number, residualFrom: nu
   const state: ValueInfo[] = [];
   let below = "x", belowSize = X;
   layers.forEach((w, l) => {
-    const E = belowSize + C, what = `gnmtStackModel layer ${l}`;
-    checkLength(what, "weight_ih", w.weight_ih, G * H * E);
-    checkLength(what, "weight_hh", w.weight_hh, G * H * H);
-    checkLength(what, "bias_ih", w.bias_ih, G * H);
-    checkLength(what, "bias_hh", w.bias_hh, G * H);
+    const E = belowSize + C;
+    checkCell(`gnmtStackModel layer ${l}`, G, E, H, w);
     const B = new Float32Array(2 * G * H);
     B.set(reorderGates(w.bias_ih, LSTM_ORDER, H, 1), 0);
     B.set(reorderGates(w.bias_hh, LSTM_ORDER, H, 1), G * H);
