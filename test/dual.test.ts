@@ -237,3 +237,27 @@ test("INT8 big weights: close to fp32, a quarter of the bytes, exact dual ratio 
   assert.throws(() => new Stack(rt, { ...model(rt, "gru", 1, 3).stack.config, bigBits: 8 }, [model(rt, "gru", 1, 3).stack.layers[0].weights()]),
     /bigBits must be 32, or 8 for an LSTM .* got 8 for gru/);
 });
+
+test("noise injection: σ = 0 is the dense model; noise hurts less on the insensitive half than on the sensitive half", async () => {
+  const [rt] = await testRuntimes();
+  for (const kind of ["lstm", "gru"] as const) {
+    const { stack, train, valid, test: held } = model(rt, kind, 1, 41);
+    const dense = run((x) => stack.step(x), () => stack.reset(), held);
+    const { littles } = fitLittleModules(rt, stack, train, { k: 16 });
+    const dual = new DualModel(rt, stack, littles);
+    dual.calibrate(valid, 0.5);
+    dual.setNoise({ target: "sensitive", sigma: 0, rng: new Rng(1) });
+    run((x) => dual.step(x), () => dual.reset(), held).forEach((h, i) => assert.deepEqual(h, dense[i], `${kind} σ = 0 step ${i}`));
+    const error = (target: "insensitive" | "sensitive") => {
+      dual.setNoise({ target, sigma: 1, rng: new Rng(2) });
+      let e = 0;
+      run((x) => dual.step(x), () => dual.reset(), held).forEach((h, i) => h.forEach((v, j) => { e += Math.abs(v - dense[i][j]); }));
+      return e;
+    };
+    const onInsensitive = error("insensitive"), onSensitive = error("sensitive");
+    // A blind choice of the half would give equal errors on average.
+    assert.ok(onInsensitive < 0.8 * onSensitive, `${kind}: |Δh| with noise on the insensitive half ${onInsensitive}, on the sensitive half ${onSensitive}`);
+    dual.setNoise(null);
+    assert.throws(() => dual.setNoise({ target: "sensitive", sigma: -1, rng: new Rng(1) }), /sigma must be finite and ≥ 0, got -1/);
+  }
+});

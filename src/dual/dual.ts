@@ -11,8 +11,16 @@ import type { Stack, Cell } from "../layers/stack.js";
 import type { LittleModule } from "./little.js";
 import { calibrate, topKBounds, type Bounds, type Region } from "./calibrate.js";
 import { Accounting } from "./accounting.js";
+import type { Rng } from "../util/random.js";
 
 export type SelectMode = "threshold" | "topk";
+
+/**
+ * The paper's check that insensitive neurons tolerate error: every row is computed exactly, then
+ * Gaussian noise of standard deviation `sigma` is added to the pre-activations of the neurons the
+ * little module marks `target` (at the current thresholds or top-k ratio).
+ */
+export interface NoiseInjection { target: "insensitive" | "sensitive"; sigma: number; rng: Rng }
 
 /** Which nonlinearity reads each gate block, in PyTorch's gate order. */
 export function gateRegions(kind: Cell["kind"]): Region[] {
@@ -34,6 +42,7 @@ interface LayerState {
   lo: Float32Array;      // (gates) sensitive iff lo[g] < score < hi[g]
   hi: Float32Array;
   rowIdx: Int32Array;    // (rows) sensitive rows of the current step
+  noisy: Uint8Array;     // (rows) noise injection: 1 where noise goes this step
   topKScratch: Float32Array; // (H) selection keys of the top-k mode
 }
 
@@ -43,6 +52,7 @@ export class DualModel {
   private bounds: Thresholds = [];
   private ratio = 0;
   private selection: SelectMode = "threshold";
+  private noise: NoiseInjection | null = null;
 
   constructor(private readonly rt: Runtime, readonly stack: Stack, readonly littles: LittleModule[]) {
     if (littles.length !== stack.layers.length) {
@@ -59,6 +69,7 @@ export class DualModel {
         score: cell.kind === "lstm" ? cell.pre : rt.heap.f32(cell.rows),
         lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
         rowIdx: rt.heap.i32(cell.rows),
+        noisy: new Uint8Array(cell.rows),
         topKScratch: new Float32Array(cell.hidden),
       };
     });
@@ -109,6 +120,12 @@ export class DualModel {
 
   reset(): void { this.stack.reset(); }
 
+  /** Turns noise injection on (every row then computed exactly, see NoiseInjection) or off (null). */
+  setNoise(noise: NoiseInjection | null): void {
+    if (noise && !(noise.sigma >= 0 && Number.isFinite(noise.sigma))) throw new RangeError(`DualModel.setNoise: sigma must be finite and ≥ 0, got ${noise.sigma}`);
+    this.noise = noise;
+  }
+
   /** One dual-module step through every layer; x is [x | context]. Returns the top layer's output. */
   step(x: Float32Array): Float32Array {
     const kr = this.rt.kernels;
@@ -120,7 +137,8 @@ export class DualModel {
       const count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
       // Every row sensitive: the dense product is the same computation, on the faster kernel for
       // consecutive rows (so ratio 0 also reproduces the dense model bit for bit).
-      if (count === cell.rows) cell.compute(); else cell.computeRows(s.rowIdx, count);
+      if (this.noise) this.computeNoisy(s, count, this.noise);
+      else if (count === cell.rows) cell.compute(); else cell.computeRows(s.rowIdx, count);
       this.stack.finishLayer(l);
       this.accounting.record(l, s.rowIdx, count);
     }
@@ -140,6 +158,15 @@ export class DualModel {
     const H = cell.hidden, px = cell.preX, ph = cell.preH, score = s.score;
     for (let i = 0; i < 2 * H; i++) score[i] = px[i] + ph[i];
     for (let i = 0; i < H; i++) score[2 * H + i] = px[2 * H + i] + ph[2 * H + i] / (1 + Math.exp(-score[i]));
+  }
+
+  private computeNoisy(s: LayerState, count: number, noise: NoiseInjection): void {
+    const insensitive = noise.target === "insensitive";
+    s.noisy.fill(insensitive ? 1 : 0);
+    for (let j = 0; j < count; j++) s.noisy[s.rowIdx[j]] = insensitive ? 0 : 1;
+    s.cell.compute((pre) => {
+      for (let r = 0; r < pre.length; r++) if (s.noisy[r]) pre[r] += noise.sigma * noise.rng.normal();
+    });
   }
 
   private topK(s: LayerState): void {

@@ -48,9 +48,14 @@ export class Gru {
     return this.compute();
   }
 
-  /** A dense step on the input already in xh (stacks write [below | context] there themselves). */
-  compute(): Float32Array {
+  /**
+   * A dense step on the input already in xh (stacks write [below | context] there themselves).
+   * `perturb`, for experiments, may change the x parts of the pre-activations before the state
+   * updates: adding to them adds to every gate's pre-activation, the candidate's included.
+   */
+  compute(perturb?: (preX: Float32Array) => void): Float32Array {
     this.rt.kernels.matvecSplit(this.preX, this.preH, this.W, this.xh, this.bIh, this.bHh, this.rows, this.cols, this.input);
+    perturb?.(this.preX);
     this.rt.kernels.gruGates(this.h, this.preX, this.preH, this.hidden);
     return this.h;
   }

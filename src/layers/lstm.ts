@@ -67,8 +67,11 @@ export class Lstm {
     return this.compute();
   }
 
-  /** A dense step on the input already in xh (stacks write [below | context] there themselves). */
-  compute(): Float32Array {
+  /**
+   * A dense step on the input already in xh (stacks write [below | context] there themselves).
+   * `perturb`, for experiments, may change the gate pre-activations before the state updates.
+   */
+  compute(perturb?: (pre: Float32Array) => void): Float32Array {
     const kr = this.rt.kernels, big = this.big;
     if (big.bits === 32) {
       kr.matvec(this.pre, big.W, this.xh, this.b, this.rows, this.cols);
@@ -76,6 +79,7 @@ export class Lstm {
       const s = kr.quantize(big.xhq, this.xh, this.cols);
       kr.matvecI8(this.pre, big.Wq, big.scales, big.xhq, s, this.b, this.rows, this.cols);
     }
+    perturb?.(this.pre);
     kr.lstmGates(this.h, this.c, this.pre, this.hidden);
     return this.h;
   }
