@@ -8,8 +8,10 @@ import { type QuantKernels, quantReference, quantWasm } from "./quant.js";
 import { type ElementwiseKernels, elementwiseReference, elementwiseWasm } from "./elementwise.js";
 import { type SelectKernels, selectReference, selectWasm } from "./select.js";
 import { type GemmKernels, gemmReference, gemmWasm } from "./gemm.js";
+import { type ConvKernels, convReference, convWasm } from "./conv.js";
+import { type LossKernels, lossReference, lossWasm } from "./loss.js";
 
-export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels {}
+export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
@@ -17,6 +19,8 @@ export const reference: Kernels = {
   ...elementwiseReference,
   ...selectReference,
   ...gemmReference,
+  ...convReference,
+  ...lossReference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
@@ -26,5 +30,7 @@ export function wasmKernels(ctx: WasmContext): Kernels {
     ...elementwiseWasm(ctx),
     ...selectWasm(ctx),
     ...gemmWasm(ctx),
+    ...convWasm(ctx),
+    ...lossWasm(ctx),
   };
 }

@@ -18,6 +18,14 @@ export const KERNEL_NAMES = [
   "select_sensitive_f32",
   "gemm_f32",
   "gemm_f32_scratch",
+  "im2col_f32",
+  "bias_act_f32",
+  "maxpool_f32",
+  "avgpool_global_f32",
+  "im2row_f32",
+  "conv_sensitive_f32",
+  "conv_sensitive_scratch",
+  "softmax_xent_f32",
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];

@@ -1,0 +1,68 @@
+// ResNet-18 weights as safetensors: every parameter under its PyTorch (torchvision) name and shape
+// (resnetParameters), F32 or F16, and in the metadata the format, its version and the config, plus
+// any caller's notes (how the weights were made). Batch norms are stored unfolded, as trained, so a
+// checkpoint also loads into PyTorch (strict=False: num_batches_tracked is not stored).
+import { type ResNetConfig, type ResNetWeights, allocateResNetWeights, checkConfig, describe, resnetParameters } from "./resnet.js";
+import { decodeSafetensors, encodeSafetensors, requireTensor, type TensorData } from "../io/safetensors.js";
+import { fromF16, toF16 } from "../io/fp16.js";
+import { readFileChecked, writeFileAtomic } from "../io/files.js";
+
+const FORMAT = "dualmodule-resnet";
+const VERSION = "1";
+const RESERVED = ["format", "version", "config"];
+
+export interface SaveResNetOptions {
+  /** Storage type. Default "F32"; "F16" halves the file (weights are then rounded to half precision). */
+  dtype?: "F32" | "F16";
+  /** Notes kept in the metadata (e.g. the command that made the weights, the test accuracy). */
+  notes?: Record<string, string>;
+}
+
+export function encodeResNet(config: ResNetConfig, weights: ResNetWeights, options: SaveResNetOptions = {}): Uint8Array {
+  checkConfig(config);
+  const tensors: Record<string, TensorData> = {};
+  for (const p of resnetParameters(config)) {
+    const a = weights.tensors[p.name];
+    if (!(a instanceof Float32Array)) throw new RangeError(`saveResNet: weight ${p.name} is missing for ${describe(config)}`);
+    tensors[p.name] = options.dtype === "F16" ? { dtype: "F16", shape: p.shape, data: toF16(a) } : { dtype: "F32", shape: p.shape, data: a };
+  }
+  for (const key of Object.keys(options.notes ?? {})) {
+    if (RESERVED.includes(key)) throw new RangeError(`saveResNet: note "${key}" is reserved for the checkpoint's own metadata`);
+  }
+  return encodeSafetensors(tensors, { ...options.notes, format: FORMAT, version: VERSION, config: JSON.stringify(config) });
+}
+
+export async function saveResNet(path: string, config: ResNetConfig, weights: ResNetWeights, options: SaveResNetOptions = {}): Promise<void> {
+  await writeFileAtomic(path, encodeResNet(config, weights, options));
+}
+
+export interface LoadedResNet { config: ResNetConfig; weights: ResNetWeights; notes: Record<string, string> }
+
+/** The config and weights of a checkpoint; `source` names it in errors. */
+export function decodeResNet(bytes: Uint8Array, source: string): LoadedResNet {
+  const file = decodeSafetensors(bytes, source);
+  const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${source}: ${msg}`); };
+  if (meta.format !== FORMAT) fail(`not a ResNet checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`);
+  if (meta.version !== VERSION) fail(`format version ${meta.version} is not supported (this library reads version ${VERSION}); re-create the checkpoint with this version`);
+  let config: ResNetConfig;
+  try {
+    config = JSON.parse(meta.config) as ResNetConfig;
+    checkConfig(config);
+  } catch (e) {
+    return fail(`metadata config ${JSON.stringify(meta.config)} is not a valid ResNet config (${(e as Error).message})`);
+  }
+  const weights = allocateResNetWeights(config);
+  for (const p of resnetParameters(config)) {
+    const stored = file.tensors.get(p.name);
+    const data = stored?.dtype === "F16" ? fromF16(requireTensor(file, p.name, "F16", p.shape).data) : requireTensor(file, p.name, "F32", p.shape).data;
+    weights.tensors[p.name].set(data);
+  }
+  const extra = [...file.tensors.keys()].filter((n) => !(n in weights.tensors));
+  if (extra.length) fail(`tensors ${extra.slice(0, 4).join(", ")}${extra.length > 4 ? ", …" : ""} are not parameters of ${describe(config)}; the checkpoint was written for a different model`);
+  const notes = Object.fromEntries(Object.entries(meta).filter(([k]) => !RESERVED.includes(k)));
+  return { config, weights, notes };
+}
+
+export async function loadResNet(path: string): Promise<LoadedResNet> {
+  return decodeResNet(await readFileChecked(path, "ResNet checkpoint"), path);
+}

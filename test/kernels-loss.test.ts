@@ -1,0 +1,59 @@
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { Rng } from "../src/util/random.js";
+import { impls, testRuntimes } from "./helpers.js";
+
+after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
+
+/** Loss and gradient of one row in float64 straight from the definition (log-sum-exp by max). */
+function rowLoss64(z: ArrayLike<number>, target: number, gradScale: number): { loss: number; grad: Float64Array } {
+  const m = Math.max(...Array.from(z));
+  let s = 0;
+  for (let v = 0; v < z.length; v++) s += Math.exp(z[v] - m);
+  const grad = new Float64Array(z.length);
+  for (let v = 0; v < z.length; v++) grad[v] = gradScale * (Math.exp(z[v] - m) / s - (v === target ? 1 : 0));
+  return { loss: m + Math.log(s) - z[target], grad };
+}
+
+test("softmaxCrossEntropy matches float64 on odd shapes, extreme and tied logits, with and without gradient", async () => {
+  const rng = new Rng(8);
+  for (const impl of await impls()) {
+    for (const [rows, V] of [[0, 3], [1, 1], [1, 2], [3, 5], [7, 17], [5, 1001], [64, 10000]]) {
+      for (const gradScale of [0, 1 / Math.max(rows, 1)]) {
+        const z = impl.f32(rows * V), targets = impl.i32(rows);
+        rng.fillUniform(z, -8, 8);
+        if (rows > 2) { z.fill(3, V, 2 * V); z[2 * V] = 80; z[2 * V + 1] = -80; } // a tied row; a row with far-apart logits
+        for (let r = 0; r < rows; r++) targets[r] = rng.int(V);
+        const before = Float32Array.from(z);
+        let want = 0;
+        const grads: Float64Array[] = [];
+        for (let r = 0; r < rows; r++) {
+          const o = rowLoss64(before.subarray(r * V, (r + 1) * V), targets[r], gradScale);
+          want += o.loss; grads.push(o.grad);
+        }
+        const got = impl.k.softmaxCrossEntropy(z, targets, rows, V, gradScale);
+        const what = `${impl.name} ${rows}×${V} gradScale ${gradScale}`;
+        assert.ok(Math.abs(got - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${what}: loss ${got} vs ${want}`);
+        if (gradScale === 0) { assert.deepEqual(z, before, `${what}: logits untouched`); continue; }
+        for (let r = 0; r < rows; r++) {
+          for (let v = 0; v < V; v++) {
+            const g = z[r * V + v], w = grads[r][v];
+            assert.ok(Math.abs(g - w) <= 1e-6 * gradScale, `${what}: grad[${r}, ${v}] ${g} vs ${w}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test("softmaxCrossEntropy rejects bad targets, sizes and scales before running", async () => {
+  for (const impl of await impls()) {
+    const z = impl.f32(6), t = impl.i32(2);
+    assert.throws(() => impl.k.softmaxCrossEntropy(z, t, 2, 4, 0), /logits must have 8 elements, got 6/);
+    t[1] = 3;
+    assert.throws(() => impl.k.softmaxCrossEntropy(z, t, 2, 3, 0), /targets\[1\] = 3 is outside \[0, 3\)/);
+    t[1] = 0;
+    assert.throws(() => impl.k.softmaxCrossEntropy(z, t, 2, 3, -1), /gradScale must be finite and ≥ 0, got -1/);
+    assert.throws(() => impl.k.softmaxCrossEntropy(z, t, 2, 0, 0), /V must be an integer ≥ 1, got 0/);
+  }
+});
