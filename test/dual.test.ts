@@ -54,7 +54,16 @@ test("ratio 0 reproduces the dense output exactly", async () => {
       const dense = run((x) => stack.step(x), () => stack.reset(), seqs);
       const ours = run((x) => dual.step(x), () => dual.reset(), seqs);
       dense.forEach((d, i) => assert.deepEqual(ours[i], d, `${label(rt)} ${kind} step ${i}`));
-      assert.equal(dual.accounting.report().insensitiveRatio, 0);
+      const report = dual.accounting.report();
+      assert.equal(report.insensitiveRatio, 0);
+      // Nothing can be insensitive, so the little module is not asked: the step is the dense one.
+      assert.equal(report.perStep.littleBytes, 0);
+      assert.equal(report.memoryReduction, 1);
+      // Thresholds that happen to leave every neuron sensitive run the little module and still match.
+      dual.setThresholds(dual.thresholds.map((row) => row.map(() => ({ lo: -1e30, hi: 1e30 }))));
+      dual.accounting.reset();
+      run((x) => dual.step(x), () => dual.reset(), seqs).forEach((o, i) => assert.deepEqual(o, dense[i], `${label(rt)} ${kind} finite bounds, step ${i}`));
+      assert.ok(dual.accounting.report().perStep.littleBytes > 0);
     }
   }
 });

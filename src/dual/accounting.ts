@@ -29,23 +29,27 @@ export interface AccountingReport {
 export class Accounting {
   private steps = 0;
   private readonly rowsRead: number[];
+  private readonly littleRuns: number[];
   private readonly gateRows: number[][];
 
   constructor(private readonly costs: LayerCosts[]) {
     this.rowsRead = costs.map(() => 0);
+    this.littleRuns = costs.map(() => 0);
     this.gateRows = costs.map((c) => new Array<number>(c.gates).fill(0));
   }
 
   reset(): void {
     this.steps = 0;
     this.rowsRead.fill(0);
+    this.littleRuns.fill(0);
     for (const g of this.gateRows) g.fill(0);
   }
 
-  /** Layer l read rows rowIdx[0..count), listed in ascending order. */
-  record(l: number, rowIdx: Int32Array, count: number): void {
+  /** Layer l read rows rowIdx[0..count), listed in ascending order, after its little module ran (or not). */
+  record(l: number, rowIdx: Int32Array, count: number, littleRan = true): void {
     const c = this.costs[l], block = c.rows / c.gates;
     this.rowsRead[l] += count;
+    if (littleRan) this.littleRuns[l]++;
     let prev = 0;
     for (let g = 0; g < c.gates; g++) {
       const end = g === c.gates - 1 ? count : lowerBound(rowIdx, count, (g + 1) * block);
@@ -63,7 +67,8 @@ export class Accounting {
       rows += c.rows; read += this.rowsRead[l];
       bigBytes += c.bigBytes(this.rowsRead[l]);
       bigMacs += this.rowsRead[l] * c.cols;
-      littleBytes += c.littleBytes; littleMacs += c.littleMacs; projectionOps += c.projectionOps;
+      const runs = this.littleRuns[l] / n;
+      littleBytes += c.littleBytes * runs; littleMacs += c.littleMacs * runs; projectionOps += c.projectionOps * runs;
       denseBytes += c.bigBytes(c.rows); denseMacs += c.rows * c.cols;
       const block = c.rows / c.gates;
       return {

@@ -41,7 +41,9 @@ interface LayerState {
   score: Float32Array;   // (rows) the little module's pre-activation estimate that selection reads
   lo: Float32Array;      // (gates) sensitive iff lo[g] < score < hi[g]
   hi: Float32Array;
-  rowIdx: Int32Array;    // (rows) sensitive rows of the current step
+  rowIdx: Int32Array;    // (rows) sensitive rows of the current step: the first `count`
+  count: number;
+  everySensitive: boolean; // the thresholds leave nothing insensitive: the step is the dense one
   noisy: Uint8Array;     // (rows) noise injection: 1 where noise goes this step
   topKScratch: Float32Array; // (H) selection keys of the top-k mode
 }
@@ -68,7 +70,7 @@ export class DualModel {
         cell, little, regions,
         score: cell.kind === "lstm" ? cell.pre : rt.heap.f32(cell.rows),
         lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
-        rowIdx: rt.heap.i32(cell.rows),
+        rowIdx: rt.heap.i32(cell.rows), count: 0, everySensitive: false,
         noisy: new Uint8Array(cell.rows),
         topKScratch: new Float32Array(cell.hidden),
       };
@@ -102,6 +104,8 @@ export class DualModel {
         if (Number.isNaN(b.lo) || Number.isNaN(b.hi)) throw new RangeError(`DualModel.setThresholds: layer ${l} gate ${g} has a NaN bound`);
         s.lo[g] = b.lo; s.hi[g] = b.hi;
       });
+      s.everySensitive = row.every((b) => b.lo === -Infinity && b.hi === Infinity);
+      if (s.everySensitive) for (let r = 0; r < s.cell.rows; r++) s.rowIdx[r] = r;
     });
     this.bounds = thresholds.map((row) => row.map((b) => ({ lo: b.lo, hi: b.hi })));
     this.ratio = ratio;
@@ -120,6 +124,13 @@ export class DualModel {
 
   reset(): void { this.stack.reset(); }
 
+  /** The rows of layer l that the last step found sensitive, ascending (a view the next step overwrites). */
+  sensitiveRows(l: number): Int32Array {
+    if (!(l >= 0 && l < this.layers.length)) throw new RangeError(`DualModel.sensitiveRows: layer ${l} is outside [0, ${this.layers.length})`);
+    const s = this.layers[l];
+    return s.rowIdx.subarray(0, s.count);
+  }
+
   /** Turns noise injection on (every row then computed exactly, see NoiseInjection) or off (null). */
   setNoise(noise: NoiseInjection | null): void {
     if (noise && !(noise.sigma >= 0 && Number.isFinite(noise.sigma))) throw new RangeError(`DualModel.setNoise: sigma must be finite and ≥ 0, got ${noise.sigma}`);
@@ -132,9 +143,16 @@ export class DualModel {
     for (let l = 0; l < this.layers.length; l++) {
       const s = this.layers[l], cell = s.cell;
       this.stack.loadLayer(l, x);
+      if (this.selection === "threshold" && s.everySensitive && !this.noise) {
+        // Nothing can be insensitive (ratio 0): no need to ask the little module.
+        cell.compute();
+        this.stack.finishLayer(l);
+        this.accounting.record(l, s.rowIdx, s.count = cell.rows, false);
+        continue;
+      }
       this.estimate(s);
       if (this.selection === "topk") this.topK(s);
-      const count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
+      const count = s.count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
       // Every row sensitive: the dense product is the same computation, on the faster kernel for
       // consecutive rows (so ratio 0 also reproduces the dense model bit for bit).
       if (this.noise) this.computeNoisy(s, count, this.noise);
