@@ -4,10 +4,10 @@ export { enableRelaxedSimd, hasRelaxedSimd, type SimdVariant } from "./runtime/w
 export { type Kernels, reference } from "./kernels/index.js";
 
 export { Stack, type StackConfig, type CellKind, type LayerWeights } from "./layers/stack.js";
-export { Lstm, type LstmWeights } from "./layers/lstm.js";
+export { Lstm, type LstmWeights, type BigBits } from "./layers/lstm.js";
 export { Gru, type GruWeights } from "./layers/gru.js";
 
-export { DualModel, type Thresholds, type SelectMode } from "./dual/dual.js";
+export { DualModel, type Thresholds, type SelectMode, type NoiseInjection } from "./dual/dual.js";
 export { fitLittleModules, type FitOptions, type FitReport } from "./dual/fit.js";
 export { LittleModule } from "./dual/little.js";
 export { type Bits } from "./dual/quantize.js";
