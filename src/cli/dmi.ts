@@ -12,6 +12,14 @@ const COMMANDS: Record<string, Command> = {
     summary: "per-step time of dense and dual-module LSTM/GRU/GNMT cells against onnxruntime-node",
     run: async (args) => (await import("../bench/rnn.js")).main(args),
   },
+  "bench cnn": {
+    summary: "per-image time of our dense ResNet-18 against onnxruntime-node (28×28×1 and 224×224×3, random weights), with a breakdown",
+    run: async (args) => (await import("../bench/cnn.js")).main(args),
+  },
+  "bench dual-cnn": {
+    summary: "dual-module ResNet-18 against the dense one on MNIST/Fashion-MNIST: operations, achieved ratios, top-1, wall-clock",
+    run: async (args) => (await import("../bench/dual-cnn.js")).main(args),
+  },
   "data": {
     summary: "language-modelling corpora (State of the Union, Brown): tokens, vocabulary, OOV rate per split",
     run: async (args) => (await import("../data/cli.js")).main(args),
@@ -23,6 +31,22 @@ const COMMANDS: Record<string, Command> = {
   "train lm": {
     summary: "train a word-level LSTM/GRU language model (PyTorch's word_language_model recipe) with checkpoints and --resume",
     run: async (args) => (await import("../train/cli.js")).main(args),
+  },
+  "train cnn": {
+    summary: "train ResNet-18 (28×28 stem, any width) on MNIST or Fashion-MNIST: SGD with momentum, cosine schedule, checkpoints and --resume",
+    run: async (args) => (await import("../train/cnn-cli.js")).main(args),
+  },
+  "eval lm": {
+    summary: "perplexity of a language model on its test split, dense and dual-module at each insensitive ratio",
+    run: async (args) => (await import("../eval/cli.js")).main(args),
+  },
+  "tables lm": {
+    summary: "the paper's language-model tables (ratio, precision, noise, overhead, k sweep) and Figures 1–2 for one checkpoint",
+    run: async (args) => (await import("../eval/tables.js")).main(args),
+  },
+  "demo": {
+    summary: "the shipped default model: dense vs dual-module perplexity and speed, and sentences sampled both ways",
+    run: async (args) => (await import("../eval/demo.js")).main(args),
   },
 };
 

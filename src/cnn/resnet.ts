@@ -50,18 +50,18 @@ export function checkConfig(c: ResNetConfig): void {
 export interface ParameterShape { name: string; shape: number[] }
 
 /** One basic block: its convolutions, and the projection on its shortcut when the shape changes. */
-interface BlockSpec { prefix: string; conv1: ConvSpec; conv2: ConvSpec; downsample: ConvSpec | null }
+export interface BlockSpec { prefix: string; conv1: ConvSpec; conv2: ConvSpec; downsample: ConvSpec | null }
 
 export const STAGES = 4;
 export const BLOCKS_PER_STAGE = 2;
 
-function stemSpec(c: ResNetConfig): ConvSpec {
+export function stemSpec(c: ResNetConfig): ConvSpec {
   return c.stem === "imagenet"
     ? { inChannels: c.inChannels, outChannels: c.width, kernel: 7, stride: 2, pad: 3 }
     : { inChannels: c.inChannels, outChannels: c.width, kernel: 3, stride: 1, pad: 1 };
 }
 
-function blockSpecs(c: ResNetConfig): BlockSpec[] {
+export function blockSpecs(c: ResNetConfig): BlockSpec[] {
   const blocks: BlockSpec[] = [];
   let channels = c.width;
   for (let s = 0; s < STAGES; s++) {

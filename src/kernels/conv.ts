@@ -60,7 +60,7 @@ export interface ConvKernels {
 // ---- argument checks, shared by both versions ----
 
 /** Sizes that make every window overlap the image (ONNX requires pads smaller than the kernel). */
-function checkGeometry(k: string, g: PatchGeometry): void {
+export function checkGeometry(k: string, g: PatchGeometry): void {
   if (typeof g !== "object" || g === null) throw new TypeError(`${k}: the geometry must be a PatchGeometry object`);
   for (const n of ["C", "H", "W", "OH", "OW"] as const) check.size(k, n, g[n]);
   for (const n of ["R", "S", "strideH", "strideW"] as const) check.size(k, n, g[n], 1);
@@ -77,7 +77,7 @@ function checkGeometry(k: string, g: PatchGeometry): void {
   }
 }
 
-function disjoint(k: string, y: Float32Array, x: Float32Array): void {
+export function disjoint(k: string, y: Float32Array, x: Float32Array): void {
   if (y.buffer === x.buffer && y.byteOffset < x.byteOffset + x.byteLength && x.byteOffset < y.byteOffset + y.byteLength) {
     throw new RangeError(`${k}: the output must not overlap x`);
   }

@@ -10,8 +10,11 @@ import { type SelectKernels, selectReference, selectWasm } from "./select.js";
 import { type GemmKernels, gemmReference, gemmWasm } from "./gemm.js";
 import { type ConvKernels, convReference, convWasm } from "./conv.js";
 import { type LossKernels, lossReference, lossWasm } from "./loss.js";
+import { type ConvGradKernels, convGradReference, convGradWasm } from "./conv-grad.js";
+import { type GemmI8Kernels, gemmI8Reference, gemmI8Wasm } from "./gemm-i8.js";
 
-export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels {}
+export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels,
+  ConvGradKernels, GemmI8Kernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
@@ -21,6 +24,8 @@ export const reference: Kernels = {
   ...gemmReference,
   ...convReference,
   ...lossReference,
+  ...convGradReference,
+  ...gemmI8Reference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
@@ -32,5 +37,7 @@ export function wasmKernels(ctx: WasmContext): Kernels {
     ...gemmWasm(ctx),
     ...convWasm(ctx),
     ...lossWasm(ctx),
+    ...convGradWasm(ctx),
+    ...gemmI8Wasm(ctx),
   };
 }

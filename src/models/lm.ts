@@ -182,6 +182,8 @@ export interface TrainingInfo {
 export interface ResumeState {
   batch: number;         // windows of epoch `epoch` + 1 already trained
   state: Float32Array[]; // per layer (S, B, H): h, then c for LSTM (S = 2) or h alone for GRU (S = 1)
+  lossSum?: number;      // Σ loss · tokens over those windows, so that the epoch's training loss covers all of it
+  lossTokens?: number;   // Σ tokens over those windows
 }
 
 export interface LmCheckpoint {
@@ -219,7 +221,7 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
     const r = ckpt.resume, S = stateBlocks(c.cell);
     if (r.state.length !== c.layers) throw new Error(`saveLm ${path}: resume state has ${r.state.length} layers, the model ${c.layers}`);
     r.state.forEach((s, l) => { tensors[`resume.state_l${l}`] = { dtype: "F32", shape: [S, t.batch, c.hidden], data: s.slice() }; });
-    metadata.resume = JSON.stringify({ batch: r.batch });
+    metadata.resume = JSON.stringify({ batch: r.batch, lossSum: r.lossSum ?? 0, lossTokens: r.lossTokens ?? 0 });
   }
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
@@ -239,12 +241,15 @@ export async function loadLm(path: string): Promise<LmCheckpoint> {
   for (const s of paramTable(config)) params.set(float(file, s.name, s.shape), s.offset);
   const ckpt: LmCheckpoint = { config, params, training };
   if (meta.resume !== undefined) {
-    const r = parseJson(meta.resume, "resume", fail) as { batch: number };
+    const r = parseJson(meta.resume, "resume", fail) as { batch: number; lossSum?: number; lossTokens?: number };
     if (!Number.isSafeInteger(r?.batch) || r.batch < 0) fail(`metadata resume.batch must be an integer ≥ 0, got ${JSON.stringify(r?.batch)}`);
+    for (const key of ["lossSum", "lossTokens"] as const) {
+      if (r[key] !== undefined && !(typeof r[key] === "number" && r[key]! >= 0)) fail(`metadata resume.${key} must be a number ≥ 0, got ${JSON.stringify(r[key])}`);
+    }
     const S = stateBlocks(config.cell);
     const state = Array.from({ length: config.layers }, (_, l) =>
       requireTensor(file, `resume.state_l${l}`, "F32", [S, training.batch, config.hidden]).data);
-    ckpt.resume = { batch: r.batch, state };
+    ckpt.resume = { batch: r.batch, state, lossSum: r.lossSum ?? 0, lossTokens: r.lossTokens ?? 0 };
   }
   return ckpt;
 }

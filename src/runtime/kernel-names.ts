@@ -26,6 +26,15 @@ export const KERNEL_NAMES = [
   "conv_sensitive_f32",
   "conv_sensitive_scratch",
   "softmax_xent_f32",
+  "im2col_batch_f32",
+  "col2im_batch_f32",
+  "channel_stats_f32",
+  "bn_apply_f32",
+  "bn_backward_f32",
+  "gemm_i8",
+  "quantize_rows_i8",
+  "im2row_i8",
+  "im2row_sensitive_f32",
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];

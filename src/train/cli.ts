@@ -2,7 +2,8 @@
 // word_language_model recipe (src/train/lm.ts), with a progress bar, a checkpoint every epoch, --resume,
 // and a clean stop on Ctrl-C (the current window finishes, a resumable checkpoint is written).
 import { parseArgs } from "node:util";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { Runtime } from "../runtime/runtime.js";
 import { Progress } from "../util/progress.js";
 import { CORPORA, loadCorpus, type CorpusName } from "../data/corpus.js";
@@ -24,6 +25,7 @@ const USAGE = `dmi train lm --corpus ${CORPORA.join("|")} --cell lstm|gru --hidd
   --resume          continue from FILE's resumable checkpoint (${resumePath("FILE")})
   --max-batches N   at most N windows per epoch, in training and in each evaluation (quick runs)
   --max-tokens N    the same, as training tokens per epoch
+  --test-each-epoch also report the test loss after every epoch (a learning curve; the recipe never looks at it)
 The best weights by validation loss are kept in FILE; Ctrl-C stops after the current window.`;
 
 export async function main(argv: string[]): Promise<void> {
@@ -35,11 +37,16 @@ export async function main(argv: string[]): Promise<void> {
       clip: { type: "string" }, dropout: { type: "string" }, bptt: { type: "string" }, batch: { type: "string" },
       "eval-batch": { type: "string" }, seed: { type: "string" }, threads: { type: "string" }, dtype: { type: "string" },
       out: { type: "string" }, resume: { type: "boolean" }, "max-batches": { type: "string" }, "max-tokens": { type: "string" },
-      help: { type: "boolean" },
+      "test-each-epoch": { type: "boolean" }, help: { type: "boolean" },
     },
   });
   if (v.help) { console.log(USAGE); return; }
   if (!v.out) throw new Error(`--out FILE is required\n${USAGE}`);
+  // Checked now rather than when the first epoch's checkpoint is written, which may be an hour away.
+  const outDir = dirname(v.out);
+  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`--out ${v.out}: directory ${outDir} does not exist; create it (mkdir -p ${outDir}) or choose another path`);
+  }
 
   // With --resume, whatever is not given comes from the checkpoint; what is given must agree with it.
   let saved: LmCheckpoint | undefined;
@@ -68,6 +75,11 @@ export async function main(argv: string[]): Promise<void> {
     seed: int("seed", v.seed, 0, t?.seed ?? TRAIN_DEFAULTS.seed),
   };
   if (options.dropout >= 1) throw new Error(`--dropout must be below 1, got ${options.dropout}`);
+  if (!(options.lr > 0)) throw new Error(`--lr must be above 0, got ${options.lr}`);
+  if (saved && v.lr !== undefined) throw new Error(`--lr: a resumed run continues with the checkpoint's learning rate (${saved.training.lr}); drop --lr`);
+  if (config.tied && config.emb !== config.hidden) {
+    throw new Error(`--tied needs the embedding size equal to the hidden size, got --emb ${config.emb} and --hidden ${config.hidden}; drop --emb (it defaults to H)`);
+  }
   const epochs = int("epochs", v.epochs, 1, 6);
   const dtype = (v.dtype ?? "f32").toUpperCase();
   if (dtype !== "F32" && dtype !== "F16") throw new Error(`--dtype must be f32 or f16, got ${v.dtype}`);
@@ -95,7 +107,8 @@ export async function main(argv: string[]): Promise<void> {
 
   let bar: Progress | null = null, seen = 0, lossSum = 0, lossTokens = 0;
   try {
-    const result = await trainLm(rt, { config, corpus, options, epochs, out: v.out, dtype, maxWindows, resume: saved }, data, {
+    const result = await trainLm(rt, { config, corpus, options, epochs, out: v.out, dtype, maxWindows, resume: saved,
+      testEachEpoch: v["test-each-epoch"] }, data, {
       onEpochStart(epoch, first, batches, tokensPerBatch) {
         bar = new Progress(`epoch ${epoch}`, (batches - first) * tokensPerBatch, "tok");
         seen = lossSum = lossTokens = 0;
@@ -113,14 +126,16 @@ export async function main(argv: string[]): Promise<void> {
       },
       onEpoch(e) {
         console.error(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(3)}, valid loss ${e.validLoss.toFixed(3)} ` +
-          `(ppl ${Math.exp(e.validLoss).toFixed(2)}), ${e.seconds.toFixed(0)} s; ` +
+          `(ppl ${Math.exp(e.validLoss).toFixed(2)}), ` +
+          (e.testLoss === null ? "" : `test loss ${e.testLoss.toFixed(3)} (ppl ${Math.exp(e.testLoss).toFixed(2)}), `) +
+          `${e.seconds.toFixed(0)} s; ` +
           (e.improved ? `best so far, saved to ${v.out}` : `no improvement: lr now ${e.lr}`));
       },
       stopRequested: () => stop,
     });
     if (result.stopped) {
       console.error(`dmi train lm: stopped after ${result.epoch} complete epochs; continue with the same command and --resume ` +
-        `(state in ${resumePath(v.out)}; best weights in ${v.out})`);
+        `(state in ${resumePath(v.out)}${result.bestValidLoss === null ? "" : `; best weights in ${v.out}`})`);
       process.exitCode = 130;
     } else {
       console.log(`best valid loss ${result.bestValidLoss!.toFixed(4)} (ppl ${Math.exp(result.bestValidLoss!).toFixed(2)}), ` +

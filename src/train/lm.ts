@@ -467,10 +467,13 @@ export interface RunOptions {
   dtype?: "F32" | "F16";      // of `out` (the resumable checkpoint is always F32); default F32
   maxWindows?: number;        // per epoch, in training and in each evaluation: quick runs
   resume?: LmCheckpoint;      // a resumable checkpoint to continue from
+  testEachEpoch?: boolean;    // also the test loss after every epoch (a learning curve; not used for any decision)
 }
 
 export interface BatchInfo { epoch: number; batch: number; batches: number; tokens: number; loss: number; gradNorm: number; lr: number }
-export interface EpochReport { epoch: number; trainLoss: number; validLoss: number; lr: number; improved: boolean; seconds: number }
+export interface EpochReport {
+  epoch: number; trainLoss: number; validLoss: number; testLoss: number | null; lr: number; improved: boolean; seconds: number;
+}
 
 export interface RunHooks {
   onEpochStart?(epoch: number, firstBatch: number, batches: number, tokensPerBatch: number): void;
@@ -527,17 +530,25 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
   let epoch = r?.training.epoch ?? 0, lr = r?.training.lr ?? o.lr, best = r?.training.bestValidLoss ?? null;
   const info = (): TrainingInfo => ({ corpus: run.corpus, seed: o.seed, epoch, lr, bestValidLoss: best, dropout: o.dropout,
     clip: o.clip, bptt: o.bptt, batch: o.batch });
-  const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(), resume: { batch, state: graph.getState() } });
+  let lossSum = 0, lossTokens = 0; // of the current epoch's windows so far
+  const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(),
+    resume: { batch, state: graph.getState(), lossSum, lossTokens } });
   const stopped = (): RunResult => ({ epoch, lr, bestValidLoss: best, testLoss: null, stopped: true, params });
   let first = r?.resume?.batch ?? 0;
-  if (first > 0) graph.setState(r!.resume!.state);
+  if (first > 0) {
+    graph.setState(r!.resume!.state);
+    lossSum = r!.resume!.lossSum ?? 0;
+    lossTokens = r!.resume!.lossTokens ?? 0;
+  }
 
   while (epoch < run.epochs) {
     if (hooks.stopRequested?.()) return stopped();
     const start = performance.now();
-    if (first === 0) graph.resetState();
+    if (first === 0) {
+      graph.resetState();
+      lossSum = lossTokens = 0;
+    }
     hooks.onEpochStart?.(epoch + 1, first, train.length, o.bptt * o.batch);
-    let lossSum = 0, lossTokens = 0;
     for (let b = first; b < train.length; b++) {
       const w = train[b], tokens = w.input.length;
       grads.fill(0);
@@ -555,6 +566,8 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     }
     first = 0;
     const validLoss = await evaluate(evalGraph, valid, (d, t) => hooks.onEvaluate?.("valid", d, t));
+    const seconds = (performance.now() - start) / 1000;
+    const testLoss = run.testEachEpoch ? await evaluate(evalGraph, test, (d, t) => hooks.onEvaluate?.("test", d, t)) : null;
     epoch++;
     const improved = best === null || validLoss < best;
     if (improved) {
@@ -564,7 +577,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
       lr /= 4;
     }
     await saveResume(0);
-    hooks.onEpoch?.({ epoch, trainLoss: lossSum / lossTokens, validLoss, lr, improved, seconds: (performance.now() - start) / 1000 });
+    hooks.onEpoch?.({ epoch, trainLoss: lossSum / lossTokens, validLoss, testLoss, lr, improved, seconds });
   }
 
   params.set((await loadLm(run.out)).params);
