@@ -5,22 +5,8 @@
 // per-row quantization of the projected patches (one scale per position), their int8 patches, and
 // the big module's f32 patches cut only where some output is sensitive.
 import { shareStart } from "./common";
-import { quantize_i8 } from "./quant";
+import { quantize_i8, hsumI32, dot16 } from "./quant";
 import { im2row_f32 } from "./conv";
-
-/** Sum of the four i32 lanes. */
-// @ts-ignore: decorator
-@inline function hsumI32(v: v128): i32 {
-  const s = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
-  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
-}
-
-/** Σ a·b over 16 int8 pairs as four i32 lanes; b's values already widened to i16 (bl, bh). */
-// @ts-ignore: decorator
-@inline function dot16(a: v128, bl: v128, bh: v128): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), bl),
-                   i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), bh));
-}
 
 /** Exact Σ_k a[k]·b[k] over two int8 rows of length K (scalar tail). */
 // @ts-ignore: decorator

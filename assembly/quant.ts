@@ -41,14 +41,14 @@ export function quantize_i8(q: usize, x: usize, n: i32): f32 {
 
 /** Sum of the four i32 lanes. */
 // @ts-ignore: decorator
-@inline function hsumI32(v: v128): i32 {
+@inline export function hsumI32(v: v128): i32 {
   const s = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
   return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
 }
 
 /** Σ w·x over 16 int8 pairs, as four i32 lanes; xl, xh are x's 16 values widened to i16. */
 // @ts-ignore: decorator
-@inline function dot16(w: v128, xl: v128, xh: v128): v128 {
+@inline export function dot16(w: v128, xl: v128, xh: v128): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), xl),
                    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), xh));
 }

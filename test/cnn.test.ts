@@ -11,7 +11,7 @@ import { decodeResNet, encodeResNet } from "../src/cnn/checkpoint.js";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
 import { OrtPeer } from "../src/onnx/peer.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
-import { assertClose, impls, label, testRuntimes, type Impl } from "./helpers.js";
+import { GEOMETRIES, assertClose, impls, label, testRuntimes, type Impl } from "./helpers.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
@@ -47,16 +47,6 @@ function conv64(x: ArrayLike<number>, N: number, C: number, H: number, W: number
 // ---------------------------------------------------------------------------------------------
 // Kernels: fast and reference against direct computations, on odd shapes
 
-const GEOMETRIES: PatchGeometry[] = [
-  patchGeometry(1, 1, 1, 1),
-  patchGeometry(3, 7, 7, 3, 1, 1),
-  patchGeometry(5, 9, 9, 3, 2, 1),
-  patchGeometry(2, 11, 11, 7, 2, 3),
-  patchGeometry(4, 6, 6, 1, 2, 0),
-  patchGeometry(3, 9, 9, 4, 1, 2),
-  { C: 3, H: 7, W: 5, R: 3, S: 2, strideH: 2, strideW: 3, padTop: 1, padLeft: 0, OH: 4, OW: 2 },
-  patchGeometry(17, 23, 23, 3, 1, 1), // large enough to run on two threads
-];
 
 test("im2col matches the direct definition (every build, odd shapes, strides, padding)", async () => {
   const rng = new Rng(1);

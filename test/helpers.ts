@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Runtime } from "../src/runtime/runtime.js";
 import { enableRelaxedSimd } from "../src/runtime/wasm.js";
 import { type Kernels, reference } from "../src/kernels/index.js";
+import { type PatchGeometry, patchGeometry } from "../src/kernels/conv.js";
 
 enableRelaxedSimd();
 
@@ -50,3 +51,15 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
 }
+
+/** Convolution patch geometries for kernel tests: odd sizes, strides, padding, one asymmetric. */
+export const GEOMETRIES: PatchGeometry[] = [
+  patchGeometry(1, 1, 1, 1),
+  patchGeometry(3, 7, 7, 3, 1, 1),
+  patchGeometry(5, 9, 9, 3, 2, 1),
+  patchGeometry(2, 11, 11, 7, 2, 3),
+  patchGeometry(4, 6, 6, 1, 2, 0),
+  patchGeometry(3, 9, 9, 4, 1, 2),
+  { C: 3, H: 7, W: 5, R: 3, S: 2, strideH: 2, strideW: 3, padTop: 1, padLeft: 0, OH: 4, OW: 2 },
+  patchGeometry(17, 23, 23, 3, 1, 1), // large enough to run on two threads
+];

@@ -57,3 +57,32 @@ test("softmaxCrossEntropy rejects bad targets, sizes and scales before running",
     assert.throws(() => impl.k.softmaxCrossEntropy(z, t, 2, 0, 0), /V must be an integer ≥ 1, got 0/);
   }
 });
+
+test("softmaxCrossEntropy's gradient is the central difference of its loss; a shift of every logit changes nothing", async () => {
+  const rows = 3, V = 7, rng = new Rng(3);
+  const z = new Float64Array(rows * V).map(() => 3 * rng.normal());
+  z[5] += 80; // a dominant logit
+  const mean64 = (x: Float64Array, t: ArrayLike<number>) => {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += rowLoss64(x.subarray(r * V, (r + 1) * V), t[r], 0).loss;
+    return s / rows;
+  };
+  for (const impl of await impls()) {
+    const targets = impl.i32(rows);
+    targets.set([0, 4, 6]);
+    const logits = impl.f32(rows * V);
+    logits.set(z);
+    const z32 = Float64Array.from(logits);
+    impl.k.softmaxCrossEntropy(logits, targets, rows, V, 1 / rows);
+    for (let i = 0; i < rows * V; i++) {
+      const up = z32.slice(), down = z32.slice();
+      up[i] += 1e-5; down[i] -= 1e-5;
+      const fd = (mean64(up, targets) - mean64(down, targets)) / 2e-5;
+      assert.ok(Math.abs(logits[i] - fd) < 1e-6, `${impl.name}: dlogits[${i}] ${logits[i]} vs ${fd}`);
+    }
+    const huge = impl.f32(rows * V);
+    huge.set(Array.from(z32, (v) => v + 1e4));
+    const want = mean64(Float64Array.from(huge), targets);
+    assert.ok(Math.abs(impl.k.softmaxCrossEntropy(huge, targets, rows, V, 0) / rows - want) < 1e-6, `${impl.name}: shifted by 1e4`);
+  }
+});

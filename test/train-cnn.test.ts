@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../src/util/random.js";
-import { type PatchGeometry, patchGeometry } from "../src/kernels/conv.js";
+import { patchGeometry } from "../src/kernels/conv.js";
 import { BN_EPS, runtimeBackend } from "../src/cnn/layers.js";
 import { type ResNetConfig, ResNet, allocateResNetWeights, blockSpecs, resnet18Small, resnetParameters, stemSpec } from "../src/cnn/resnet.js";
 import { BN_MOMENTUM, ResNetGraph, type TrainBackend, initResNetParams, parameterRole, referenceTrainBackend, trainBackend } from "../src/train/cnn-grad.js";
@@ -19,7 +19,7 @@ import {
 import { main as trainCnnCli } from "../src/train/cnn-cli.js";
 import { loadResNet } from "../src/cnn/checkpoint.js";
 import { type ImageSet, loadImageSet } from "../src/data/images.js";
-import { assertClose, impls, label, testRuntimes } from "./helpers.js";
+import { GEOMETRIES, assertClose, impls, label, testRuntimes } from "./helpers.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
@@ -29,15 +29,6 @@ after(() => rm(tmp, { recursive: true, force: true }));
 // ---------------------------------------------------------------------------------------------
 // col2im
 
-const GEOMETRIES: PatchGeometry[] = [
-  patchGeometry(1, 1, 1, 1),
-  patchGeometry(3, 7, 7, 3, 1, 1),
-  patchGeometry(5, 9, 9, 3, 2, 1),
-  patchGeometry(2, 11, 11, 7, 2, 3),
-  patchGeometry(4, 6, 6, 1, 2, 0),
-  { C: 3, H: 7, W: 5, R: 3, S: 2, strideH: 2, strideW: 3, padTop: 1, padLeft: 0, OH: 4, OW: 2 },
-  patchGeometry(17, 23, 23, 3, 1, 1), // large enough to run on two threads
-];
 
 test("im2colBatch puts each image's im2col side by side; col2imBatch is its adjoint and accumulates on request (every build)", async () => {
   const rng = new Rng(11);

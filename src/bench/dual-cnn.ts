@@ -13,7 +13,7 @@ import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveO
 import { IMAGE_DATASETS, IMAGE_SIZE, type ImageDataset, type ImageSet, imagesToFloat, loadImageSet } from "../data/images.js";
 import { writeFileAtomic } from "../io/files.js";
 import { formatTable, median, timeInterleaved } from "./stats.js";
-import { numbers } from "../cli/args.js";
+import { integer, numbers } from "../cli/args.js";
 
 export interface DualCnnRow {
   model: string; weights: "random" | "checkpoint"; dataset: ImageDataset; width: number;
@@ -51,29 +51,24 @@ export async function main(argv: string[]): Promise<void> {
   --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).`);
     return;
   }
-  const int = (name: string, v: string | undefined, min: number) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: ${v} must be an integer ≥ ${min}`);
-    return n;
-  };
   const dataset = values.dataset as ImageDataset;
   if (!IMAGE_DATASETS.includes(dataset)) throw new Error(`--dataset: ${values.dataset} must be one of ${IMAGE_DATASETS.join(", ")}`);
   const projection = values.projection as ConvProjection;
   if (projection !== "channel" && projection !== "patch") throw new Error(`--projection: ${projection} must be channel or patch`);
-  const bits = int("bits", values.bits, 4) as ConvBits;
+  const bits = integer("bits", values.bits, 4) as ConvBits;
   if (bits !== 8 && bits !== 4) throw new Error(`--bits: ${bits} must be 8 or 4`);
   const modes = values.modes.split(",") as InsensitiveOutput[];
   for (const m of modes) if (m !== "zero" && m !== "little") throw new Error(`--modes: ${m} must be zero or little`);
   const ratios = numbers(values.ratios, "ratios")!;
   for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`--ratios: ${r} must be in [0, 1)`);
-  const k = values.k === undefined ? undefined : int("k", values.k, 1);
-  const counts = { fit: int("fit", values.fit, 1), calibrate: int("calibrate", values.calibrate, 1), test: int("test", values.test, 1),
-    timed: int("timed", values.timed, 1), rounds: int("rounds", values.rounds, 1), repeats: int("repeats", values.repeats, 1) };
-  const threads = int("threads", values.threads, 1);
+  const k = values.k === undefined ? undefined : integer("k", values.k, 1);
+  const counts = { fit: integer("fit", values.fit, 1), calibrate: integer("calibrate", values.calibrate, 1), test: integer("test", values.test, 1),
+    timed: integer("timed", values.timed, 1), rounds: integer("rounds", values.rounds, 1), repeats: integer("repeats", values.repeats, 1) };
+  const threads = integer("threads", values.threads, 1);
 
   let config: ResNetConfig, weights: ResNetWeights;
   if (values.checkpoint) ({ config, weights } = await loadResNet(values.checkpoint));
-  else { config = resnet18Small(int("width", values.width, 1)); weights = randomResNetWeights(config, 1); }
+  else { config = resnet18Small(integer("width", values.width, 1)); weights = randomResNetWeights(config, 1); }
   if (config.inChannels !== 1 || config.imageSize !== IMAGE_SIZE) {
     throw new Error(`${describe(config)} does not take ${IMAGE_SIZE}×${IMAGE_SIZE} grayscale images; use a checkpoint of the 28×28 stem`);
   }

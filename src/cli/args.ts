@@ -13,3 +13,26 @@ export function numbers(value: string | undefined, option: string): number[] | u
     return n;
   });
 }
+
+/** An integer option ≥ min, or undefined when absent. */
+export function optionalInteger(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** An integer option ≥ min, or `fallback` when absent; absent without a fallback, it is required. */
+export function integer(name: string, value: string | undefined, min: number, fallback?: number): number {
+  const n = optionalInteger(name, value, min) ?? fallback;
+  if (n === undefined) throw new Error(`--${name} is required (see --help)`);
+  return n;
+}
+
+/** A number option ≥ 0, or `fallback` when absent. */
+export function nonNegative(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${JSON.stringify(value)}`);
+  return n;
+}

@@ -10,7 +10,7 @@ import type { FitMethod } from "../dual/fit.js";
 import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { formatTable } from "../bench/stats.js";
-import { numbers } from "../cli/args.js";
+import { numbers, optionalInteger } from "../cli/args.js";
 import { DEFAULT_MAX_TOKENS, checkRatios, evaluateLm, timeSteps, type LmEvalOptions, type LmEvalResult, type StepTimes } from "./lm.js";
 import { openLm, testText, type OpenedLm } from "./load.js";
 
@@ -48,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
   if (!v.model) throw new Error(`--model FILE is required\n${USAGE}`);
   const ratios = numbers(v.ratios, "ratios") ?? [];
   checkRatios(ratios, "--ratios");
-  const bits = optionalInt("bits", v.bits, 1) as Bits | undefined;
+  const bits = optionalInteger("bits", v.bits, 1) as Bits | undefined;
   if (bits !== undefined && !BITS.includes(bits)) throw new Error(`--bits must be one of ${BITS.join(", ")}, got ${v.bits}`);
   const method = v.method as FitMethod | undefined;
   if (method !== undefined && method !== "ridge" && method !== "sgd") throw new Error(`--method must be ridge or sgd, got ${JSON.stringify(method)}`);
@@ -56,12 +56,12 @@ export async function main(argv: string[]): Promise<void> {
   if (eps !== undefined && !(eps > 0 && eps < 1)) throw new Error(`--eps must be in (0, 1), got ${v.eps}`);
   // A missing output folder would only show after the whole run.
   if (v.json && !existsSync(dirname(resolve(v.json)))) throw new Error(`--json ${v.json}: folder ${dirname(resolve(v.json))} does not exist`);
-  const threads = optionalInt("threads", v.threads, 1);
+  const threads = optionalInteger("threads", v.threads, 1);
   const options: LmEvalOptions = {
-    ratios, bits, method, eps, k: optionalInt("k", v.k, 1), seed: optionalInt("seed", v.seed, 0),
+    ratios, bits, method, eps, k: optionalInteger("k", v.k, 1), seed: optionalInteger("seed", v.seed, 0),
     maxTokens: {
-      train: optionalInt("train-tokens", v["train-tokens"], 2), valid: optionalInt("valid-tokens", v["valid-tokens"], 2),
-      test: optionalInt("test-tokens", v["test-tokens"], 2),
+      train: optionalInteger("train-tokens", v["train-tokens"], 2), valid: optionalInteger("valid-tokens", v["valid-tokens"], 2),
+      test: optionalInteger("test-tokens", v["test-tokens"], 2),
     },
     onProgress: progressBars(),
   };
@@ -123,11 +123,3 @@ export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, spl
 }
 
 function signed(x: number): string { return `${x >= 0 ? "+" : ""}${x.toFixed(2)}`; }
-
-/** An integer option ≥ min, or undefined when absent. */
-export function optionalInt(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
-}

@@ -9,7 +9,8 @@ import { Rng } from "../util/random.js";
 import { numbers } from "../cli/args.js";
 import { checkRatios, evaluateLm, generate, timeSteps, type GenerateOptions } from "./lm.js";
 import { defaultModel, openLm, testText, MODELS_DIR } from "./load.js";
-import { formatResult, optionalInt, progressBars } from "./cli.js";
+import { formatResult, progressBars } from "./cli.js";
+import { integer, optionalInteger } from "../cli/args.js";
 
 const DEFAULTS = { ratios: "0.5,0.7,0.9", trainTokens: 5000, validTokens: 2000, testTokens: 3000, sentences: 2, words: 20, temperature: 0.8, seed: 1 };
 
@@ -39,20 +40,19 @@ export async function main(argv: string[]): Promise<void> {
   if (v.help) { console.log(USAGE); return; }
   const ratios = numbers(v.ratios, "ratios") ?? [];
   checkRatios(ratios, "--ratios");
-  const int = (name: string, value: string | undefined, min: number, fallback: number) => optionalInt(name, value, min) ?? fallback;
   const gen: GenerateOptions = {
-    sentences: int("sentences", v.sentences, 0, DEFAULTS.sentences), maxWords: int("words", v.words, 1, DEFAULTS.words),
+    sentences: integer("sentences", v.sentences, 0, DEFAULTS.sentences), maxWords: integer("words", v.words, 1, DEFAULTS.words),
     temperature: v.temperature === undefined ? DEFAULTS.temperature : Number(v.temperature),
   };
   if (!(gen.temperature > 0 && Number.isFinite(gen.temperature))) throw new Error(`--temperature must be a number > 0, got ${v.temperature}`);
-  const seed = int("seed", v.seed, 0, DEFAULTS.seed);
+  const seed = integer("seed", v.seed, 0, DEFAULTS.seed);
   const maxTokens = {
-    train: int("train-tokens", v["train-tokens"], 2, DEFAULTS.trainTokens),
-    valid: int("valid-tokens", v["valid-tokens"], 2, DEFAULTS.validTokens),
-    test: int("test-tokens", v["test-tokens"], 2, DEFAULTS.testTokens),
+    train: integer("train-tokens", v["train-tokens"], 2, DEFAULTS.trainTokens),
+    valid: integer("valid-tokens", v["valid-tokens"], 2, DEFAULTS.validTokens),
+    test: integer("test-tokens", v["test-tokens"], 2, DEFAULTS.testTokens),
   };
   const path = v.model ?? defaultModel();
-  const threads = optionalInt("threads", v.threads, 1);
+  const threads = optionalInteger("threads", v.threads, 1);
 
   const rt = await Runtime.create(threads === undefined ? {} : { threads });
   try {

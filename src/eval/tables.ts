@@ -26,6 +26,7 @@ import { insensitiveRegionsSpec, sensitivityMapSpec } from "../plot/figures.js";
 import type { LmInference } from "../models/lm.js";
 import { DEFAULT_MAX_TOKENS, perplexity, spreadPieces, stepSequences } from "./lm.js";
 import { openLm, type OpenedLm } from "./load.js";
+import { integer } from "../cli/args.js";
 
 const USAGE = `dmi tables lm --model FILE --out DIR [options]
   --compare FILE     a dense model of about half the hidden size, for the similar-traffic comparison
@@ -53,18 +54,13 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (v.help) { console.log(USAGE); return; }
   if (!v.model || !v.out) throw new Error(`--model FILE and --out DIR are required\n${USAGE}`);
-  const int = (name: string, value: string | undefined, fallback: number, min: number) => {
-    const n = value === undefined ? fallback : Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-    return n;
-  };
-  const testTokens = int("test-tokens", v["test-tokens"], 20_000, 2), steps = int("steps", v.steps, 100, 5);
-  const trainTokens = int("train-tokens", v["train-tokens"], DEFAULT_MAX_TOKENS.train, 2);
-  const validTokens = int("valid-tokens", v["valid-tokens"], DEFAULT_MAX_TOKENS.valid, 2);
+  const testTokens = integer("test-tokens", v["test-tokens"], 2, 20_000), steps = integer("steps", v.steps, 5, 100);
+  const trainTokens = integer("train-tokens", v["train-tokens"], 2, DEFAULT_MAX_TOKENS.train);
+  const validTokens = integer("valid-tokens", v["valid-tokens"], 2, DEFAULT_MAX_TOKENS.valid);
   if (v.compare && !existsSync(v.compare)) throw new Error(`--compare ${v.compare}: no such file`);
   mkdirSync(v.out, { recursive: true });
 
-  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: int("threads", v.threads, 1, 1) });
+  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   try {
     const say = (m: string) => console.error(m);
     const opened = await openLm(rt, v.model, undefined, say);

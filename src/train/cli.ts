@@ -2,6 +2,7 @@
 // word_language_model recipe (src/train/lm.ts), with a progress bar, a checkpoint every epoch, --resume,
 // and a clean stop on Ctrl-C (the current window finishes, a resumable checkpoint is written).
 import { parseArgs } from "node:util";
+import { integer, nonNegative } from "../cli/args.js";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Runtime } from "../runtime/runtime.js";
@@ -60,19 +61,19 @@ export async function main(argv: string[]): Promise<void> {
   if (!corpus || !CORPORA.includes(corpus)) throw new Error(`--corpus must be one of ${CORPORA.join(", ")}, got ${JSON.stringify(corpus)}`);
   const cell = v.cell ?? saved?.config.cell;
   if (cell !== "lstm" && cell !== "gru") throw new Error(`--cell must be lstm or gru, got ${JSON.stringify(cell)}`);
-  const hidden = int("hidden", v.hidden, 1, saved?.config.hidden);
+  const hidden = integer("hidden", v.hidden, 1, saved?.config.hidden);
   const config: LmConfig = {
-    cell, vocab: 0, hidden, layers: int("layers", v.layers, 1, saved?.config.layers ?? 1),
-    emb: int("emb", v.emb, 1, saved?.config.emb ?? hidden), tied: v.tied ?? saved?.config.tied ?? false,
+    cell, vocab: 0, hidden, layers: integer("layers", v.layers, 1, saved?.config.layers ?? 1),
+    emb: integer("emb", v.emb, 1, saved?.config.emb ?? hidden), tied: v.tied ?? saved?.config.tied ?? false,
   };
   const options: TrainOptions = {
-    bptt: int("bptt", v.bptt, 1, t?.bptt ?? TRAIN_DEFAULTS.bptt),
-    batch: int("batch", v.batch, 1, t?.batch ?? TRAIN_DEFAULTS.batch),
-    evalBatch: int("eval-batch", v["eval-batch"], 1, TRAIN_DEFAULTS.evalBatch),
-    lr: num("lr", v.lr, TRAIN_DEFAULTS.lr),
-    clip: num("clip", v.clip, t?.clip ?? TRAIN_DEFAULTS.clip),
-    dropout: num("dropout", v.dropout, t?.dropout ?? TRAIN_DEFAULTS.dropout),
-    seed: int("seed", v.seed, 0, t?.seed ?? TRAIN_DEFAULTS.seed),
+    bptt: integer("bptt", v.bptt, 1, t?.bptt ?? TRAIN_DEFAULTS.bptt),
+    batch: integer("batch", v.batch, 1, t?.batch ?? TRAIN_DEFAULTS.batch),
+    evalBatch: integer("eval-batch", v["eval-batch"], 1, TRAIN_DEFAULTS.evalBatch),
+    lr: nonNegative("lr", v.lr, TRAIN_DEFAULTS.lr),
+    clip: nonNegative("clip", v.clip, t?.clip ?? TRAIN_DEFAULTS.clip),
+    dropout: nonNegative("dropout", v.dropout, t?.dropout ?? TRAIN_DEFAULTS.dropout),
+    seed: integer("seed", v.seed, 0, t?.seed ?? TRAIN_DEFAULTS.seed),
   };
   if (options.dropout >= 1) throw new Error(`--dropout must be below 1, got ${options.dropout}`);
   if (!(options.lr > 0)) throw new Error(`--lr must be above 0, got ${options.lr}`);
@@ -80,16 +81,16 @@ export async function main(argv: string[]): Promise<void> {
   if (config.tied && config.emb !== config.hidden) {
     throw new Error(`--tied needs the embedding size equal to the hidden size, got --emb ${config.emb} and --hidden ${config.hidden}; drop --emb (it defaults to H)`);
   }
-  const epochs = int("epochs", v.epochs, 1, 6);
+  const epochs = integer("epochs", v.epochs, 1, 6);
   const dtype = (v.dtype ?? "f32").toUpperCase();
   if (dtype !== "F32" && dtype !== "F16") throw new Error(`--dtype must be f32 or f16, got ${v.dtype}`);
   const windowTokens = options.bptt * options.batch;
-  const maxWindows = Math.min(int("max-batches", v["max-batches"], 1, Infinity),
-    Math.ceil(int("max-tokens", v["max-tokens"], 1, Infinity) / windowTokens));
+  const maxWindows = Math.min(integer("max-batches", v["max-batches"], 1, Infinity),
+    Math.ceil(integer("max-tokens", v["max-tokens"], 1, Infinity) / windowTokens));
 
   const data = await loadCorpus(corpus, { onProgress: (m) => console.error(m) });
   config.vocab = data.vocab.size;
-  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: int("threads", v.threads, 1) });
+  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   console.error(`dmi train lm: ${config.cell.toUpperCase()} ${config.layers}×${config.hidden}, emb ${config.emb}${config.tied ? " (tied)" : ""}, ` +
     `vocab ${config.vocab}, ${(paramCount(config) / 1e6).toFixed(2)} M parameters; ${corpus} ${data.train.length} training tokens; ` +
     `${rt.variant} build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`);
@@ -145,23 +146,4 @@ export async function main(argv: string[]): Promise<void> {
     process.off("SIGINT", onSigint);
     await rt.close();
   }
-}
-
-/** An integer option ≥ min, or `fallback` when absent. */
-function int(name: string, value: string | undefined, min: number, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new Error(`--${name} is required\n${USAGE}`);
-    return fallback;
-  }
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** A number option ≥ 0, or `fallback` when absent. */
-function num(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${JSON.stringify(value)}`);
-  return n;
 }

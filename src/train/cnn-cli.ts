@@ -3,6 +3,7 @@
 // epoch, --resume, and a clean stop on Ctrl-C (the current batch finishes, the state is saved).
 // At the end the saved model is loaded back and evaluated through the BN-folded inference network.
 import { parseArgs } from "node:util";
+import { integer, nonNegative } from "../cli/args.js";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Runtime } from "../runtime/runtime.js";
@@ -56,23 +57,23 @@ export async function main(argv: string[]): Promise<void> {
   const dataset = (v.dataset ?? s?.dataset) as ImageDataset | undefined;
   if (!dataset || !IMAGE_DATASETS.includes(dataset)) throw new Error(`--dataset must be one of ${IMAGE_DATASETS.join(", ")}, got ${JSON.stringify(v.dataset)}`);
   if (s && dataset !== s.dataset) throw new Error(`--dataset ${dataset}: the resumable state was trained on ${s.dataset}; drop --dataset or start afresh without --resume`);
-  const config = resnet18Small(int("width", v.width, 1, saved?.config.width));
+  const config = resnet18Small(integer("width", v.width, 1, saved?.config.width));
   const options: CnnTrainOptions = {
-    batch: int("batch", v.batch, 2, s?.batch ?? d.batch),
-    lr: num("lr", v.lr, s?.lr ?? d.lr),
+    batch: integer("batch", v.batch, 2, s?.batch ?? d.batch),
+    lr: nonNegative("lr", v.lr, s?.lr ?? d.lr),
     momentum: s?.momentum ?? d.momentum,
-    weightDecay: num("weight-decay", v["weight-decay"], s?.weightDecay ?? d.weightDecay),
-    seed: int("seed", v.seed, 0, s?.seed ?? d.seed),
+    weightDecay: nonNegative("weight-decay", v["weight-decay"], s?.weightDecay ?? d.weightDecay),
+    seed: integer("seed", v.seed, 0, s?.seed ?? d.seed),
   };
   if (!(options.lr > 0)) throw new Error(`--lr must be above 0, got ${options.lr}`);
-  const epochs = int("epochs", v.epochs, 1, s?.epochs);
+  const epochs = integer("epochs", v.epochs, 1, s?.epochs);
   const dtype = (v.dtype ?? "f32").toUpperCase();
   if (dtype !== "F32" && dtype !== "F16") throw new Error(`--dtype must be f32 or f16, got ${JSON.stringify(v.dtype)}`);
-  const maxImages = v["max-images"] === undefined ? s?.trainImages : int("max-images", v["max-images"], 1);
-  const maxTest = v["max-test"] === undefined ? undefined : int("max-test", v["max-test"], 1);
+  const maxImages = v["max-images"] === undefined ? s?.trainImages : integer("max-images", v["max-images"], 1);
+  const maxTest = v["max-test"] === undefined ? undefined : integer("max-test", v["max-test"], 1);
 
   const data = { train: loadImageSet(dataset, "train"), test: loadImageSet(dataset, "test") };
-  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: int("threads", v.threads, 1) });
+  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   const parameters = resnetParameters(config).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   console.error(`dmi train cnn: ${describe(config)}, ${(parameters / 1e6).toFixed(2)} M parameters; ${dataset} ` +
     `${Math.min(maxImages ?? Infinity, data.train.count)} training images, batch ${options.batch}, lr ${options.lr} (cosine), ` +
@@ -130,23 +131,4 @@ export async function main(argv: string[]): Promise<void> {
     process.off("SIGINT", onSigint);
     await rt.close();
   }
-}
-
-/** An integer option ≥ min, or `fallback` when absent. */
-function int(name: string, value: string | undefined, min: number, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new Error(`--${name} is required\n${USAGE}`);
-    return fallback;
-  }
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** A number option ≥ 0, or `fallback` when absent. */
-function num(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${JSON.stringify(value)}`);
-  return n;
 }

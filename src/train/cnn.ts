@@ -8,7 +8,7 @@
 // Reads top to bottom: optimiser → schedule → data → checkpoints → loop → inference check.
 import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
-import { Rng } from "../util/random.js";
+import { Rng, batchRng } from "../util/random.js";
 import { runtimeBackend } from "../cnn/layers.js";
 import { ResNet, type ResNetConfig, allocateResNetWeights, checkConfig, describe, resnetParameters } from "../cnn/resnet.js";
 import { type LoadedResNet, saveResNet } from "../cnn/checkpoint.js";
@@ -16,7 +16,6 @@ import { IMAGE_SIZE, type ImageDataset, type ImageSet, imagesToFloat } from "../
 import { decodeSafetensors, encodeSafetensors, requireTensor, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 import { ResNetGraph, initResNetParams, parameterRole, trainBackend } from "./cnn-grad.js";
-import { windowRng } from "./lm.js";
 
 // ---------------------------------------------------------------------------------------------
 // Optimiser: SGD with momentum and weight decay, as torch.optim.SGD (dampening 0, not Nesterov)
@@ -61,7 +60,7 @@ export function cosineLr(lr: number, step: number, total: number): number {
 
 /** A permutation of 0..n−1 that depends on (seed, epoch) only. */
 export function epochOrder(n: number, seed: number, epoch: number): Int32Array {
-  const order = Int32Array.from({ length: n }, (_, i) => i), rng = windowRng(seed, epoch, -1);
+  const order = Int32Array.from({ length: n }, (_, i) => i), rng = batchRng(seed, epoch, -1);
   for (let i = n - 1; i > 0; i--) {
     const j = rng.int(i + 1), t = order[i];
     order[i] = order[j];
@@ -272,7 +271,7 @@ export async function trainCnn(rt: Runtime, run: CnnRunOptions, data: CnnData, h
     hooks.onEpochStart?.(epoch + 1, first, batches, o.batch);
     for (let b = first; b < batches; b++) {
       indices.set(order.subarray(b * o.batch, (b + 1) * o.batch));
-      augmentedBatch(graph.input, data.train, indices, windowRng(o.seed, epoch, b), flip);
+      augmentedBatch(graph.input, data.train, indices, batchRng(o.seed, epoch, b), flip);
       for (let i = 0; i < o.batch; i++) graph.labels[i] = data.train.labels[indices[i]];
       const lr = cosineLr(o.lr, epoch * batches + b, total);
       const res = graph.forward(true);

@@ -8,9 +8,9 @@
 // Layout: a window holds N = T·B rows, row n = t·B + b (time-major, as PyTorch's batchify/get_batch).
 // Reads top to bottom: state (LmGraph) → forward → backward → loss → optimiser → data → loop.
 import type { Runtime } from "../runtime/runtime.js";
-import type { Kernels } from "../kernels/index.js";
+import { type Kernels, reference } from "../kernels/index.js";
 import * as check from "../kernels/check.js";
-import { Rng } from "../util/random.js";
+import { Rng, batchRng } from "../util/random.js";
 import { gateCount } from "../layers/stack.js";
 import { type BpttWindow, batchify, bpttWindows } from "../data/batch.js";
 import {
@@ -171,7 +171,9 @@ export class LmGraph {
 
     this.steps = steps;
     this.pending = train;
-    return crossEntropy(logits, this.targets.subarray(0, N), N, V, train ? 1 / N : 0) / N;
+    // The plain TypeScript twin of the loss kernel: the shipped checkpoints were trained with its
+    // float64 arithmetic, which the wasm kernel (float32 exponentials) does not reproduce bit for bit.
+    return reference.softmaxCrossEntropy(logits, this.targets.subarray(0, N), N, V, train ? 1 / N : 0) / N;
   }
 
   /** Inverted dropout on the first n values of site s's input (training windows with p > 0 only). */
@@ -367,42 +369,6 @@ function gruBackward(dGx: Float32Array, dGh: Float32Array, dh: Float32Array, dy:
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Loss
-
-/**
- * Cross-entropy of each row of logits (rows, V) against its target, through a log-softmax made
- * stable by subtracting the row's maximum. Returns the SUM over rows (float64). With gradScale > 0
- * the logits are replaced by gradScale · (softmax − onehot(target)): the gradient of
- * gradScale · sum (gradScale = 1/rows for the mean).
- */
-export function crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, V: number, gradScale: number): number {
-  const k = "crossEntropy";
-  check.size(k, "rows", rows);
-  check.size(k, "V", V, 1);
-  check.f32(k, "logits", logits, rows * V);
-  check.i32(k, "targets", targets, rows);
-  check.indices(k, "targets", targets, V);
-  let sum = 0;
-  for (let r = 0; r < rows; r++) {
-    const o = r * V, target = o + targets[r];
-    let m = -Infinity;
-    for (let v = o; v < o + V; v++) if (logits[v] > m) m = logits[v];
-    const zt = logits[target];
-    let s = 0;
-    if (gradScale > 0) {
-      for (let v = o; v < o + V; v++) { const e = Math.exp(logits[v] - m); logits[v] = e; s += e; }
-      const scale = gradScale / s;
-      for (let v = o; v < o + V; v++) logits[v] *= scale;
-      logits[target] -= gradScale;
-    } else {
-      for (let v = o; v < o + V; v++) s += Math.exp(logits[v] - m);
-    }
-    sum += m + Math.log(s) - zt;
-  }
-  return sum;
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Optimiser
 
 /**
@@ -496,16 +462,6 @@ export interface RunResult {
 /** The resumable checkpoint that goes with the best one at `out`. */
 export function resumePath(out: string): string { return out.replace(/(\.safetensors)?$/, ".resume.safetensors"); }
 
-/** The dropout generator of one training window: a function of (seed, epoch, window) alone, so a resumed run draws the same masks. */
-export function windowRng(seed: number, epoch: number, batch: number): Rng {
-  let h = 0x811c9dc5;
-  for (const v of [seed, epoch, batch]) {
-    h = Math.imul(h ^ (v >>> 0), 0x01000193);
-    h ^= h >>> 15;
-  }
-  return new Rng(h >>> 0);
-}
-
 /**
  * Trains as PyTorch's word_language_model main.py: per epoch, the training windows from a zero
  * state, then the validation loss; the best weights by validation loss are saved to `out`, otherwise
@@ -552,7 +508,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     for (let b = first; b < train.length; b++) {
       const w = train[b], tokens = w.input.length;
       grads.fill(0);
-      const loss = graph.forward(w.input, w.target, windowRng(o.seed, epoch, b));
+      const loss = graph.forward(w.input, w.target, batchRng(o.seed, epoch, b));
       graph.backward();
       const gradNorm = sgdStep(params, grads, lr, o.clip);
       lossSum += loss * tokens;

@@ -50,4 +50,17 @@ export class Rng {
   }
 }
 
+/**
+ * A generator that is a function of (seed, epoch, batch) alone: a training run resumed mid-epoch
+ * draws the same dropout masks, shuffles and augmentations as an uninterrupted one.
+ */
+export function batchRng(seed: number, epoch: number, batch: number): Rng {
+  let h = 0x811c9dc5;
+  for (const v of [seed, epoch, batch]) {
+    h = Math.imul(h ^ (v >>> 0), 0x01000193);
+    h ^= h >>> 15;
+  }
+  return new Rng(h >>> 0);
+}
+
 function rotl(x: number, k: number): number { return ((x << k) | (x >>> (32 - k))) >>> 0; }
