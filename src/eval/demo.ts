@@ -6,11 +6,10 @@
 import { parseArgs } from "node:util";
 import { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/random.js";
-import { numbers } from "../cli/args.js";
 import { checkRatios, evaluateLm, generate, timeSteps, type GenerateOptions } from "./lm.js";
 import { defaultModel, openLm, testText, MODELS_DIR } from "./load.js";
 import { formatResult, progressBars } from "./cli.js";
-import { integer, optionalInteger } from "../cli/args.js";
+import { integer, numbers, optionalInteger } from "../cli/args.js";
 
 const DEFAULTS = { ratios: "0.5,0.7,0.9", trainTokens: 5000, validTokens: 2000, testTokens: 3000, sentences: 2, words: 20, temperature: 0.8, seed: 1 };
 
