@@ -4,9 +4,10 @@
 // Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
 // weights and thresholds calibrated to each ratio, not from random draws. Our variants of a shape
 // (per precision of the big weights: dense, the little module alone, each ratio) are timed in
-// interleaved rounds, one step each per round, so that a slow spell of a shared machine falls on
-// all of them alike; they share the recurrent state, which changes the masks' inputs a little but
-// not what a step costs.
+// interleaved rounds with a cold cache, one step each per round, so that a slow spell of a shared
+// machine falls on all of them alike (warm, each variant's steps go back to back: interleaved, the
+// other variants would evict its weights); they share the recurrent state, which changes the masks'
+// inputs a little but not what a step costs.
 import { parseArgs } from "node:util";
 import { Runtime } from "../runtime/runtime.js";
 import { Stack, type LayerWeights } from "../layers/stack.js";
@@ -131,7 +132,7 @@ async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: 
             },
           })),
         ]);
-        const ms = await timeInterleaved(variants, { warmup: WARMUP, rounds: timed.length, flush: flushing });
+        const ms = await timeInterleaved(variants, { warmup: WARMUP, rounds: timed.length, flush: flushing, blocks: cache === "warm" });
         models.forEach(({ bits, dual }, m) => {
           const [dense, little, ...duals] = ms.slice(m * (ratios.length + 2), (m + 1) * (ratios.length + 2));
           const denseBytes = dual.accounting.report().perStep.denseBytes;

@@ -49,21 +49,25 @@ export interface Variant {
 /**
  * Median milliseconds of each variant, timed in interleaved rounds (every round runs every variant
  * once), so that a slow spell of a shared machine falls on all of them alike and their ratios stay
- * fair. `flush` is as in timeMedian.
+ * fair. `flush` is as in timeMedian. With `blocks`, each variant's runs go back to back instead:
+ * what a warm cache measures, since between two interleaved runs the other variants evict it.
  */
-export async function timeInterleaved(variants: Variant[], o: { warmup: number; rounds: number; flush?: (() => void) | null }): Promise<number[]> {
+export async function timeInterleaved(variants: Variant[],
+    o: { warmup: number; rounds: number; flush?: (() => void) | null; blocks?: boolean }): Promise<number[]> {
   const ms = variants.map((): number[] => []);
-  for (let round = 0; round < o.warmup + o.rounds; round++) {
-    for (const [i, v] of variants.entries()) {
-      v.prepare?.();
-      if (o.flush) { o.flush(); await sleep(1); }
-      const t0 = performance.now();
-      const r = v.run(round);
-      if (r instanceof Promise) await r;
-      const t = performance.now() - t0;
-      v.after?.();
-      if (round >= o.warmup) ms[i].push(t);
-    }
+  const runs = o.blocks
+    ? variants.flatMap((_, i) => Array.from({ length: o.warmup + o.rounds }, (_, round) => [round, i]))
+    : Array.from({ length: o.warmup + o.rounds }, (_, round) => variants.map((_, i) => [round, i])).flat();
+  for (const [round, i] of runs) {
+    const v = variants[i];
+    v.prepare?.();
+    if (o.flush) { o.flush(); await sleep(1); }
+    const t0 = performance.now();
+    const r = v.run(round);
+    if (r instanceof Promise) await r;
+    const t = performance.now() - t0;
+    v.after?.();
+    if (round >= o.warmup) ms[i].push(t);
   }
   return ms.map(median);
 }
