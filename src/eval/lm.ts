@@ -14,6 +14,7 @@ import type { Bits } from "../dual/quantize.js";
 import { EOS_ID, type Vocabulary } from "../data/vocabulary.js";
 import type { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
+import { reference } from "../kernels/index.js";
 import { timeInterleaved, type Variant } from "../bench/stats.js";
 
 /** What steps the recurrent layers: the dense Stack or the DualModel around it. */
@@ -22,13 +23,12 @@ export type Recurrent = Pick<Stack, "reset" | "step">;
 // ---------------------------------------------------------------------------------------------------
 // Exact perplexity
 
-/** −log softmax(logits)[target] in float64: log Σ exp(z − max) + max − z_target. */
+const nextWord = new Int32Array(1);
+
+/** −log softmax(logits)[target] in float64 (the loss kernel's plain TypeScript twin, one row). */
 export function nextWordLoss(logits: Float32Array, target: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  return Math.log(sum) + max - logits[target];
+  nextWord[0] = target;
+  return reference.softmaxCrossEntropy(logits, nextWord, 1, logits.length, 0);
 }
 
 export interface PerplexityResult {
