@@ -14,3 +14,10 @@ export { type Bits } from "./dual/quantize.js";
 export { jlDim } from "./dual/projection.js";
 export { type AccountingReport } from "./dual/accounting.js";
 export { saveDualModel, loadDualModel, type SaveOptions, type LoadOptions } from "./dual/checkpoint.js";
+
+export { ResNet, resnet18Small, resnet18ImageNet, type ResNetConfig, type ResNetWeights } from "./cnn/resnet.js";
+export { runtimeBackend } from "./cnn/layers.js";
+export { loadResNet, saveResNet } from "./cnn/checkpoint.js";
+export { DualResNet, type DualResNetOptions, type DualResNetReport } from "./cnn/dual.js";
+export { saveDualResNet, loadDualResNet } from "./cnn/dual-checkpoint.js";
+export { runtimeDualBackend, type InsensitiveOutput } from "./dual/conv.js";

@@ -10,8 +10,8 @@ import { Runtime } from "../runtime/runtime.js";
 import { runtimeBackend, type Profile } from "../cnn/layers.js";
 import { ResNet, type ResNetConfig, describe, randomResNetWeights, resnet18ImageNet, resnet18Small } from "../cnn/resnet.js";
 import { OrtPeer } from "../onnx/peer.js";
-import { resnetModel } from "../onnx/resnet.js";
-import { IMAGE_SIZE, imagesToFloat, loadImageSet } from "../data/images.js";
+import { logitsDifference, resnetModel } from "../onnx/resnet.js";
+import { imageAsInput, loadImageSet } from "../data/images.js";
 import { writeFileAtomic } from "../io/files.js";
 import { formatTable, timeMedian } from "./stats.js";
 import { numbers } from "../cli/args.js";
@@ -74,27 +74,14 @@ export async function main(argv: string[]): Promise<void> {
   try {
     for (const size of sizes) {
       const config = size === 28 ? resnet18Small(width) : resnet18ImageNet(width);
-      rows.push(...(await benchConfig(rt, config, inputs(config, digits), threads, reps)));
+      const images = Array.from({ length: IMAGES }, (_, i) => imageAsInput(digits, i, config.inChannels, config.imageSize));
+      rows.push(...(await benchConfig(rt, config, images, threads, reps)));
     }
   } finally {
     await rt.close();
   }
   console.log(formatRows(rows));
   if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
-}
-
-/** IMAGES test digits shaped for the network: as they are, or upscaled by nearest neighbour. */
-function inputs(c: ResNetConfig, digits: ReturnType<typeof loadImageSet>): Float32Array[] {
-  const px = IMAGE_SIZE * IMAGE_SIZE, scale = c.imageSize / IMAGE_SIZE;
-  return Array.from({ length: IMAGES }, (_, i) => {
-    const digit = imagesToFloat(new Float32Array(px), digits, [i]);
-    if (c.inChannels === 1 && scale === 1) return digit;
-    const S = c.imageSize, x = new Float32Array(c.inChannels * S * S);
-    for (let ch = 0; ch < c.inChannels; ch++) for (let h = 0; h < S; h++) for (let w = 0; w < S; w++) {
-      x[(ch * S + h) * S + w] = digit[Math.floor(h / scale) * IMAGE_SIZE + Math.floor(w / scale)];
-    }
-    return x;
-  });
 }
 
 async function benchConfig(rt: Runtime, config: ResNetConfig, images: Float32Array[], threads: number[],
@@ -107,16 +94,7 @@ async function benchConfig(rt: Runtime, config: ResNetConfig, images: Float32Arr
     rt.pool.active = t;
     const peer = await OrtPeer.create(resnetModel(config, weights), t);
     try {
-      // Agreement on every input first (also a warm-up for both).
-      let maxDiff = 0, maxRef = 0;
-      for (const x of images) {
-        const { logits } = await peer.run({ images: x });
-        const ours = net.forward(x);
-        for (let i = 0; i < logits.length; i++) {
-          maxDiff = Math.max(maxDiff, Math.abs(ours[i] - logits[i]));
-          maxRef = Math.max(maxRef, Math.abs(logits[i]));
-        }
-      }
+      const maxRelDiff = await logitsDifference(peer, (x) => net.forward(x), images);
       // onnxruntime's threads spin after a run and would slow ours: it is timed in a block of its
       // own, and ours start once its threads have gone idle.
       let n = 0;
@@ -130,7 +108,7 @@ async function benchConfig(rt: Runtime, config: ResNetConfig, images: Float32Arr
       rows.push({
         model: "resnet18", input, width: config.width, threads: t, weights: "random", macs: net.macs,
         dense_ms: denseMs, ort_ms: ortMs, im2col_ms: profile.im2col / reps, gemm_ms: profile.gemm / reps,
-        rest_ms: profile.rest / reps, max_rel_diff: maxDiff / maxRef,
+        rest_ms: profile.rest / reps, max_rel_diff: maxRelDiff,
       });
       console.error(`${describe(config)}, ${t} thread(s): ours ${denseMs.toFixed(2)} ms, ort ${ortMs.toFixed(2)} ms`);
     } finally {

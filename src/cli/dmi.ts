@@ -16,10 +16,6 @@ const COMMANDS: Record<string, Command> = {
     summary: "per-image time of our dense ResNet-18 against onnxruntime-node (28×28×1 and 224×224×3, random weights), with a breakdown",
     run: async (args) => (await import("../bench/cnn.js")).main(args),
   },
-  "bench dual-cnn": {
-    summary: "dual-module ResNet-18 against the dense one on MNIST/Fashion-MNIST: operations, achieved ratios, top-1, wall-clock",
-    run: async (args) => (await import("../bench/dual-cnn.js")).main(args),
-  },
   "data": {
     summary: "language-modelling corpora (State of the Union, Brown): tokens, vocabulary, OOV rate per split",
     run: async (args) => (await import("../data/cli.js")).main(args),
@@ -39,6 +35,14 @@ const COMMANDS: Record<string, Command> = {
   "eval lm": {
     summary: "perplexity of a language model on its test split, dense and dual-module at each insensitive ratio",
     run: async (args) => (await import("../eval/cli.js")).main(args),
+  },
+  "fit cnn": {
+    summary: "fit and calibrate a trained ResNet-18's little modules once and save the dual-module network for serving",
+    run: async (args) => (await import("../eval/fit-cnn.js")).main(args),
+  },
+  "eval cnn": {
+    summary: "dual-module ResNet-18 against the dense one and onnxruntime on MNIST/Fashion-MNIST: top-1, operations, ratios per layer, wall-clock, Figures 3–4",
+    run: async (args) => (await import("../eval/cnn.js")).main(args),
   },
   "tables lm": {
     summary: "the paper's language-model tables (ratio, precision, noise, overhead, k sweep) and Figures 1–2 for one checkpoint",

@@ -3,8 +3,8 @@
 // any caller's notes (how the weights were made). Batch norms are stored unfolded, as trained, so a
 // checkpoint also loads into PyTorch (strict=False: num_batches_tracked is not stored).
 import { type ResNetConfig, type ResNetWeights, allocateResNetWeights, checkConfig, describe, resnetParameters } from "./resnet.js";
-import { decodeSafetensors, encodeSafetensors, requireTensor, type TensorData } from "../io/safetensors.js";
-import { fromF16, toF16 } from "../io/fp16.js";
+import { type SafetensorsFile, decodeSafetensors, encodeSafetensors, readFloat, type TensorData } from "../io/safetensors.js";
+import { toF16 } from "../io/fp16.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 const FORMAT = "dualmodule-resnet";
@@ -18,14 +18,27 @@ export interface SaveResNetOptions {
   notes?: Record<string, string>;
 }
 
-export function encodeResNet(config: ResNetConfig, weights: ResNetWeights, options: SaveResNetOptions = {}): Uint8Array {
+/** The parameters as safetensors tensors under their PyTorch names, in F32 or F16. */
+export function resnetTensors(config: ResNetConfig, weights: ResNetWeights, dtype: "F32" | "F16" = "F32"): Record<string, TensorData> {
   checkConfig(config);
   const tensors: Record<string, TensorData> = {};
   for (const p of resnetParameters(config)) {
     const a = weights.tensors[p.name];
     if (!(a instanceof Float32Array)) throw new RangeError(`saveResNet: weight ${p.name} is missing for ${describe(config)}`);
-    tensors[p.name] = options.dtype === "F16" ? { dtype: "F16", shape: p.shape, data: toF16(a) } : { dtype: "F32", shape: p.shape, data: a };
+    tensors[p.name] = dtype === "F16" ? { dtype: "F16", shape: p.shape, data: toF16(a) } : { dtype: "F32", shape: p.shape, data: a };
   }
+  return tensors;
+}
+
+/** The parameters of a ResNet of `config` read from a decoded file (each F32 or F16). */
+export function readResNetWeights(file: SafetensorsFile, config: ResNetConfig): ResNetWeights {
+  const weights = allocateResNetWeights(config);
+  for (const p of resnetParameters(config)) weights.tensors[p.name].set(readFloat(file, p.name, p.shape));
+  return weights;
+}
+
+export function encodeResNet(config: ResNetConfig, weights: ResNetWeights, options: SaveResNetOptions = {}): Uint8Array {
+  const tensors = resnetTensors(config, weights, options.dtype);
   for (const key of Object.keys(options.notes ?? {})) {
     if (RESERVED.includes(key)) throw new RangeError(`saveResNet: note "${key}" is reserved for the checkpoint's own metadata`);
   }
@@ -51,12 +64,7 @@ export function decodeResNet(bytes: Uint8Array, source: string): LoadedResNet {
   } catch (e) {
     return fail(`metadata config ${JSON.stringify(meta.config)} is not a valid ResNet config (${(e as Error).message})`);
   }
-  const weights = allocateResNetWeights(config);
-  for (const p of resnetParameters(config)) {
-    const stored = file.tensors.get(p.name);
-    const data = stored?.dtype === "F16" ? fromF16(requireTensor(file, p.name, "F16", p.shape).data) : requireTensor(file, p.name, "F32", p.shape).data;
-    weights.tensors[p.name].set(data);
-  }
+  const weights = readResNetWeights(file, config);
   const extra = [...file.tensors.keys()].filter((n) => !(n in weights.tensors));
   if (extra.length) fail(`tensors ${extra.slice(0, 4).join(", ")}${extra.length > 4 ? ", …" : ""} are not parameters of ${describe(config)}; the checkpoint was written for a different model`);
   const notes = Object.fromEntries(Object.entries(meta).filter(([k]) => !RESERVED.includes(k)));

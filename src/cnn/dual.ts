@@ -140,6 +140,28 @@ export class DualResNet {
     });
   }
 
+  /**
+   * Dual layer `i`'s pre-activations on `image`, (K, P) each: exact (the big module on the dense
+   * network's input to the layer) and as the little module estimates them; without the residual
+   * that a block's second convolution adds before its ReLU. For Figures 3 and 4.
+   */
+  preActivations(image: Float32Array, i: number): { big: Float32Array; little: Float32Array } {
+    if (!Number.isInteger(i) || i < 0 || i >= this.layers.length) throw new RangeError(`DualResNet.preActivations: layer ${i} is not one of the ${this.layers.length} dual layers`);
+    const { dual } = this.layers[i], K = dual.K, P = dual.P;
+    const Y = this.be.fit.alloc(K * P), E = this.be.fit.alloc(K * P);
+    try {
+      this.dense.forward(this.checkImage("DualResNet.preActivations", image));
+      const x = this.denseInputs()[i];
+      dual.little.estimate(E, x, dual.targets(x, Y));
+      const big = new Float32Array(K * P);
+      for (let p = 0; p < P; p++) for (let k = 0; k < K; k++) big[k * P + p] = Y[p * K + k];
+      return { big, little: E.slice() };
+    } finally {
+      this.be.fit.release?.(Y);
+      this.be.fit.release?.(E);
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // Calibration: one threshold per layer for a target insensitive ratio
 

@@ -80,3 +80,20 @@ export function imagesToFloat(out: Float32Array, set: ImageSet, indices: ArrayLi
   }
   return out;
 }
+
+/**
+ * Image `index` of a set as the input (channels, size, size) of a network: upscaled by nearest
+ * neighbour and repeated over the channels, so that a network at ImageNet's shape is timed on
+ * real-looking inputs. At (1, 28, 28) it is the image as imagesToFloat gives it.
+ */
+export function imageAsInput(set: ImageSet, index: number, channels: number, size: number): Float32Array {
+  if (!Number.isInteger(size) || size < IMAGE_SIZE || size % IMAGE_SIZE !== 0) throw new RangeError(`imageAsInput: size must be a multiple of ${IMAGE_SIZE}, got ${size}`);
+  if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`imageAsInput: channels must be a positive integer, got ${channels}`);
+  const image = imagesToFloat(new Float32Array(IMAGE_SIZE * IMAGE_SIZE), set, [index]), scale = size / IMAGE_SIZE;
+  if (channels === 1 && scale === 1) return image;
+  const x = new Float32Array(channels * size * size);
+  for (let c = 0; c < channels; c++) for (let h = 0; h < size; h++) for (let w = 0; w < size; w++) {
+    x[(c * size + h) * size + w] = image[Math.floor(h / scale) * IMAGE_SIZE + Math.floor(w / scale)];
+  }
+  return x;
+}

@@ -9,8 +9,8 @@ import { Stack, gateCount, layerInput, type StackConfig, type LayerWeights } fro
 import { LittleModule } from "./little.js";
 import { DualModel, type Thresholds } from "./dual.js";
 import { BITS, type Bits } from "./quantize.js";
-import { decodeSafetensors, encodeSafetensors, requireTensor, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
-import { fromF16, toF16 } from "../io/fp16.js";
+import { decodeSafetensors, encodeSafetensors, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
+import { toF16 } from "../io/fp16.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 const FORMAT = "dualmodule-rnn";
@@ -61,7 +61,7 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
   const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
   if (meta.format !== FORMAT) fail(`not a dual-module RNN checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`);
   if (meta.version !== VERSION) fail(`format version ${meta.version} is not supported (this library reads version ${VERSION}); re-create the checkpoint with this version`);
-  const config = parseJson(meta.config, "config", fail) as StackConfig;
+  const config = parseMetadataJson(meta.config, "config", fail) as StackConfig;
   for (const key of ["input", "hidden", "layers", "context", "residualFrom"] as const) {
     if (!Number.isInteger(config?.[key]) || config[key] < 0) fail(`metadata config.${key} must be a non-negative integer, got ${JSON.stringify(config?.[key])}`);
   }
@@ -69,8 +69,8 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
   if (config.bigBits !== undefined && config.bigBits !== 32 && !(config.bigBits === 8 && config.kind === "lstm")) {
     fail(`metadata config.bigBits must be 32, or 8 for an LSTM, got ${JSON.stringify(config.bigBits)}`);
   }
-  const littleMeta = parseJson(meta.little, "little", fail) as LittleMeta[];
-  const thresholds = parseJson(meta.thresholds, "thresholds", fail, (_k, v) => (v === "Infinity" || v === "-Infinity" ? Number(v) : v)) as Thresholds;
+  const littleMeta = parseMetadataJson(meta.little, "little", fail) as LittleMeta[];
+  const thresholds = parseMetadataJson(meta.thresholds, "thresholds", fail, (_k, v) => (v === "Infinity" || v === "-Infinity" ? Number(v) : v)) as Thresholds;
   const gates = gateCount(config.kind);
   if (!Array.isArray(littleMeta) || littleMeta.length !== config.layers) fail(`metadata little must list ${config.layers} layers`);
   if (!Array.isArray(thresholds) || thresholds.length !== config.layers ||
@@ -85,8 +85,8 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
   for (let l = 0; l < config.layers; l++) {
     const E = layerInput(config, l);
     weights.push({
-      weight_ih: float(file, `layers.${l}.weight_ih`, [R, E]), weight_hh: float(file, `layers.${l}.weight_hh`, [R, config.hidden]),
-      bias_ih: float(file, `layers.${l}.bias_ih`, [R]), bias_hh: float(file, `layers.${l}.bias_hh`, [R]),
+      weight_ih: readFloat(file, `layers.${l}.weight_ih`, [R, E]), weight_hh: readFloat(file, `layers.${l}.weight_hh`, [R, config.hidden]),
+      bias_ih: readFloat(file, `layers.${l}.bias_ih`, [R]), bias_hh: readFloat(file, `layers.${l}.bias_hh`, [R]),
     });
   }
   const stack = new Stack(rt, config, weights);
@@ -96,28 +96,11 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
     }
     const cell = stack.layers[l];
     return new LittleModule(rt, R, cell.input, cell.hidden, m.k, m.seed, options.bits ?? m.bits, {
-      Wx: float(file, `little.${l}.Wx`, [R, m.k]), Wh: float(file, `little.${l}.Wh`, [R, m.k]),
-      bx: float(file, `little.${l}.bx`, [R]), bh: float(file, `little.${l}.bh`, [R]),
+      Wx: readFloat(file, `little.${l}.Wx`, [R, m.k]), Wh: readFloat(file, `little.${l}.Wh`, [R, m.k]),
+      bx: readFloat(file, `little.${l}.bx`, [R]), bh: readFloat(file, `little.${l}.bh`, [R]),
     }, cell.kind === "lstm");
   });
   const model = new DualModel(rt, stack, littles);
   model.setThresholds(thresholds, ratio);
   return model;
-}
-
-/** A float tensor stored as F32 or F16, as float32. */
-function float(file: SafetensorsFile, name: string, shape: number[]): Float32Array {
-  const t = file.tensors.get(name);
-  if (t?.dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
-  return requireTensor(file, name, "F32", shape).data;
-}
-
-function parseJson(text: string | undefined, field: string, fail: (msg: string) => never,
-                   reviver?: (key: string, value: unknown) => unknown): unknown {
-  if (text === undefined) fail(`metadata field ${field} is missing`);
-  try {
-    return JSON.parse(text!, reviver);
-  } catch {
-    return fail(`metadata field ${field} is not valid JSON`);
-  }
 }

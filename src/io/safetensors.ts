@@ -8,6 +8,8 @@
 // A decoded file is untrusted input: every length and offset is checked before it is used, and each
 // error names the file, the tensor or field, and what to do about it. Data is stored little-endian.
 
+import { fromF16 } from "./fp16.js";
+
 // ---------------------------------------------------------------------------------------------------
 // Data types
 
@@ -252,4 +254,21 @@ export function requireTensor<D extends DType>(file: SafetensorsFile, name: stri
     throw new Error(`checkpoint ${file.source}: tensor "${name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}; ${hint}`);
   }
   return t as TensorOf<D>;
+}
+
+/** A float tensor stored as F32 or F16 (checked like requireTensor), as float32. */
+export function readFloat(file: SafetensorsFile, name: string, shape: readonly number[]): Float32Array {
+  if (file.tensors.get(name)?.dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
+  return requireTensor(file, name, "F32", shape).data;
+}
+
+/** A metadata field parsed as JSON; `fail` names the field when it is missing or malformed. */
+export function parseMetadataJson(text: string | undefined, field: string, fail: (msg: string) => never,
+                                  reviver?: (key: string, value: unknown) => unknown): unknown {
+  if (text === undefined) fail(`metadata field ${field} is missing`);
+  try {
+    return JSON.parse(text!, reviver);
+  } catch {
+    return fail(`metadata field ${field} is not valid JSON`);
+  }
 }

@@ -8,8 +8,8 @@ import type { Runtime } from "../runtime/runtime.js";
 import { Stack, gateCount, type CellKind, type LayerWeights } from "../layers/stack.js";
 import * as check from "../kernels/check.js";
 import { Rng } from "../util/random.js";
-import { decodeSafetensors, encodeSafetensors, requireTensor, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
-import { fromF16, toF16 } from "../io/fp16.js";
+import { decodeSafetensors, encodeSafetensors, parseMetadataJson, readFloat, requireTensor, type TensorData } from "../io/safetensors.js";
+import { toF16 } from "../io/fp16.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -232,16 +232,16 @@ export async function loadLm(path: string): Promise<LmCheckpoint> {
   const hint = "train one with `dmi train lm ... --out FILE`";
   if (meta.format !== FORMAT) fail(`not a language-model checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}"); ${hint}`);
   if (meta.version !== VERSION) fail(`format version ${JSON.stringify(meta.version)} is not supported (this library reads version ${VERSION}); ${hint} with this version`);
-  const config = parseJson(meta.config, "config", fail) as LmConfig;
+  const config = parseMetadataJson(meta.config, "config", fail) as LmConfig;
   try { checkConfig(config, "config"); } catch (e) { fail(`metadata ${(e as Error).message}`); }
-  const training = parseJson(meta.training, "training", fail) as TrainingInfo;
+  const training = parseMetadataJson(meta.training, "training", fail) as TrainingInfo;
   checkTraining(training, fail);
 
   const params = new Float32Array(paramCount(config));
-  for (const s of paramTable(config)) params.set(float(file, s.name, s.shape), s.offset);
+  for (const s of paramTable(config)) params.set(readFloat(file, s.name, s.shape), s.offset);
   const ckpt: LmCheckpoint = { config, params, training };
   if (meta.resume !== undefined) {
-    const r = parseJson(meta.resume, "resume", fail) as { batch: number; lossSum?: number; lossTokens?: number };
+    const r = parseMetadataJson(meta.resume, "resume", fail) as { batch: number; lossSum?: number; lossTokens?: number };
     if (!Number.isSafeInteger(r?.batch) || r.batch < 0) fail(`metadata resume.batch must be an integer ≥ 0, got ${JSON.stringify(r?.batch)}`);
     for (const key of ["lossSum", "lossTokens"] as const) {
       if (r[key] !== undefined && !(typeof r[key] === "number" && r[key]! >= 0)) fail(`metadata resume.${key} must be a number ≥ 0, got ${JSON.stringify(r[key])}`);
@@ -263,20 +263,4 @@ function checkTraining(t: TrainingInfo, fail: (msg: string) => never): void {
     if (typeof t[key] !== "number" || !(t[key] >= 0)) fail(`metadata training.${key} must be a number ≥ 0, got ${JSON.stringify(t[key])}`);
   }
   if (t.bestValidLoss !== null && typeof t.bestValidLoss !== "number") fail(`metadata training.bestValidLoss must be a number or null`);
-}
-
-/** A float tensor stored as F32 or F16, as float32. */
-function float(file: SafetensorsFile, name: string, shape: number[]): Float32Array {
-  const t = file.tensors.get(name);
-  if (t?.dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
-  return requireTensor(file, name, "F32", shape).data;
-}
-
-function parseJson(text: string | undefined, field: string, fail: (msg: string) => never): unknown {
-  if (text === undefined) fail(`metadata field ${field} is missing`);
-  try {
-    return JSON.parse(text!);
-  } catch {
-    return fail(`metadata field ${field} is not valid JSON`);
-  }
 }

@@ -3,7 +3,7 @@
 // check of our forward pass). Batch normalization stays a separate node with the unfolded
 // parameters: onnxruntime folds it itself, so agreement also checks our folding.
 import { encodeModel, type NodeSpec, type TensorData } from "./proto.js";
-import type { OnnxModel } from "./peer.js";
+import type { OnnxModel, OrtPeer } from "./peer.js";
 import { BN_EPS } from "../cnn/layers.js";
 import { BLOCKS_PER_STAGE, type ResNetConfig, type ResNetWeights, STAGES, resnetParameters } from "../cnn/resnet.js";
 
@@ -60,4 +60,21 @@ export function resnetModel(c: ResNetConfig, weights: ResNetWeights, batch = 1):
   const inputs = [{ name: "images", dims: [batch, c.inChannels, c.imageSize, c.imageSize] }];
   const outputs = [{ name: "logits", dims: [batch, c.classes] }];
   return { bytes: encodeModel({ name: "resnet18", nodes, initializers, inputs, outputs }), inputs, outputs };
+}
+
+/**
+ * max |ours − onnxruntime's| / max |onnxruntime's| over the logits of `images` (a first run of both,
+ * which also warms them up).
+ */
+export async function logitsDifference(peer: OrtPeer, forward: (x: Float32Array) => Float32Array, images: Float32Array[]): Promise<number> {
+  let maxDiff = 0, maxRef = 0;
+  for (const x of images) {
+    const { logits } = await peer.run({ images: x });
+    const ours = forward(x);
+    for (let i = 0; i < logits.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(ours[i] - logits[i]));
+      maxRef = Math.max(maxRef, Math.abs(logits[i]));
+    }
+  }
+  return maxDiff / maxRef;
 }
