@@ -156,9 +156,14 @@ test("bad input: ratios, splits, vocabulary, checkpoint and corpus are named in 
   assert.throws(() => perplexity(lm, lm.stack, Int32Array.of(3, V)), /perplexity: ids\[1\] = 24 is outside \[0, 24\)/);
 
   const words = (n: number) => new Vocabulary(["<unk>", "<eos>", ...Array.from({ length: n - 2 }, (_, i) => `w${i}`)]);
-  checkVocabulary(CONFIG, { name: "sotu", vocab: words(V) }, "m.safetensors");
-  assert.throws(() => checkVocabulary(CONFIG, { name: "sotu", vocab: words(10) }, "m.safetensors"),
+  checkVocabulary({ config: CONFIG }, { name: "sotu", vocab: words(V) }, "m.safetensors");
+  checkVocabulary({ config: CONFIG, vocabDigest: words(V).digest }, { name: "sotu", vocab: words(V) }, "m.safetensors");
+  assert.throws(() => checkVocabulary({ config: CONFIG }, { name: "sotu", vocab: words(10) }, "m.safetensors"),
     /m\.safetensors has a vocabulary of 24 words, corpus sotu one of 10/);
+  // Same size, one word changed: only the digest tells.
+  const renamed = new Vocabulary([...words(V).words.slice(0, -1), "other"]);
+  assert.throws(() => checkVocabulary({ config: CONFIG, vocabDigest: words(V).digest }, { name: "sotu", vocab: renamed }, "m.safetensors"),
+    /m\.safetensors was trained on other words than corpus sotu's 24 \(vocabulary digests differ\)/);
 
   await tinyLm(); // writes MODEL, trained on corpus "synthetic"
   await assert.rejects(openLm(rt, MODEL), /trained on corpus "synthetic", which is not one of sotu, brown; pass --corpus/);

@@ -225,8 +225,10 @@ test("checkpoint round trip (F32 exact, F16 rounded) gives the same logits; batc
   again.graph.forward(input, target);
   assert.deepEqual(again.graph.logits, logits);
 
-  await saveLm(path, { config: c, params, training: INFO }, "F16");
-  assert.deepEqual((await loadLm(path)).params, fromF16(toF16(params)));
+  await saveLm(path, { config: c, params, training: INFO, vocabDigest: "ab".repeat(32) }, "F16");
+  const half = await loadLm(path);
+  assert.deepEqual(half.params, fromF16(toF16(params)));
+  assert.equal(half.vocabDigest, "ab".repeat(32));
 
   // The trained weights in the batch-1 inference layers: step by step, the same logits.
   const inference = new LmInference(rt, c, viewParams(c, params));

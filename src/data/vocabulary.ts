@@ -1,6 +1,7 @@
 // The word vocabulary of a language model: id ↔ word, with "<unk>" for every word it lacks.
 // Ids: 0 is "<unk>", 1 is "<eos>", then words by decreasing training frequency, ties in code-unit
 // (not locale) order, so the same counts give the same ids everywhere.
+import { createHash } from "node:crypto";
 import { EOS } from "./tokenize.js";
 
 /** The token that stands for every word outside the vocabulary. */
@@ -35,6 +36,9 @@ export class Vocabulary {
   }
 
   get size(): number { return this.words.length; }
+
+  /** SHA-256 of the words in id order: two vocabularies of one size with other words differ here. */
+  get digest(): string { return createHash("sha256").update(this.words.join("\n")).digest("hex"); }
 
   /** The id of `word`, UNK_ID if it is not in the vocabulary. */
   id(word: string): number { return this.ids.get(word) ?? UNK_ID; }

@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Runtime } from "../runtime/runtime.js";
-import { LmInference, loadLm, viewParams, type LmCheckpoint, type LmConfig } from "../models/lm.js";
+import { LmInference, loadLm, viewParams, type LmCheckpoint } from "../models/lm.js";
 import { CORPORA, loadCorpus, type Corpus, type CorpusName } from "../data/corpus.js";
 import { encodeFile } from "../data/text.js";
 
@@ -27,11 +27,18 @@ export function defaultModel(dir = MODELS_DIR): string {
   return found.sort((a, b) => a.hidden - b.hidden)[0].file;
 }
 
-/** Throws unless the corpus's vocabulary is the one the model's embedding and decoder index. */
-export function checkVocabulary(config: LmConfig, corpus: Pick<Corpus, "name" | "vocab">, path: string): void {
-  if (corpus.vocab.size !== config.vocab) {
-    throw new Error(`checkpoint ${path} has a vocabulary of ${config.vocab} words, corpus ${corpus.name} one of ${corpus.vocab.size}: ` +
+/**
+ * Throws unless the corpus's vocabulary is the one the model's embedding and decoder index: the same
+ * size, and the same words when the checkpoint records their digest.
+ */
+export function checkVocabulary(checkpoint: Pick<LmCheckpoint, "config" | "vocabDigest">, corpus: Pick<Corpus, "name" | "vocab">, path: string): void {
+  if (corpus.vocab.size !== checkpoint.config.vocab) {
+    throw new Error(`checkpoint ${path} has a vocabulary of ${checkpoint.config.vocab} words, corpus ${corpus.name} one of ${corpus.vocab.size}: ` +
       "the model was trained on other data; pass the corpus it was trained on (--corpus) or retrain it");
+  }
+  if (checkpoint.vocabDigest !== undefined && checkpoint.vocabDigest !== corpus.vocab.digest) {
+    throw new Error(`checkpoint ${path} was trained on other words than corpus ${corpus.name}'s ${corpus.vocab.size} (vocabulary digests differ): ` +
+      "the corpus or its processing changed since; evaluate it with the corpus it was trained on, or retrain it");
   }
 }
 
@@ -45,9 +52,9 @@ export async function openLm(rt: Runtime, path: string, corpusName?: string, say
     throw new Error(`checkpoint ${path} was trained on corpus ${JSON.stringify(name)}, which is not one of ${CORPORA.join(", ")}; ` +
       "pass --corpus NAME to evaluate it on one of those");
   }
-  // The vocabulary `dmi train lm` uses: a checkpoint records its size, not its words.
+  // The vocabulary `dmi train lm` uses, checked against the one the checkpoint records.
   const corpus = await loadCorpus(name as CorpusName, { onProgress: say });
-  checkVocabulary(checkpoint.config, corpus, path);
+  checkVocabulary(checkpoint, corpus, path);
   const lm = new LmInference(rt, checkpoint.config, viewParams(checkpoint.config, checkpoint.params));
   return { path, checkpoint, corpus, lm };
 }

@@ -191,6 +191,7 @@ export interface LmCheckpoint {
   params: Float32Array;  // (paramCount(config)) flat, in paramTable order
   training: TrainingInfo;
   resume?: ResumeState;  // only in resumable checkpoints
+  vocabDigest?: string;  // Vocabulary.digest of the words the model was trained on (older files lack it)
 }
 
 /** Per layer, the number of (B, H) state blocks a cell carries from window to window. */
@@ -217,6 +218,7 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
     best_valid_loss: String(t.bestValidLoss),
     training: JSON.stringify(t),
   };
+  if (ckpt.vocabDigest !== undefined) metadata.vocab_sha256 = ckpt.vocabDigest;
   if (ckpt.resume) {
     const r = ckpt.resume, S = stateBlocks(c.cell);
     if (r.state.length !== c.layers) throw new Error(`saveLm ${path}: resume state has ${r.state.length} layers, the model ${c.layers}`);
@@ -240,6 +242,10 @@ export async function loadLm(path: string): Promise<LmCheckpoint> {
   const params = new Float32Array(paramCount(config));
   for (const s of paramTable(config)) params.set(readFloat(file, s.name, s.shape), s.offset);
   const ckpt: LmCheckpoint = { config, params, training };
+  if (meta.vocab_sha256 !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(meta.vocab_sha256)) fail(`metadata vocab_sha256 must be 64 hex digits, got ${JSON.stringify(meta.vocab_sha256)}`);
+    ckpt.vocabDigest = meta.vocab_sha256;
+  }
   if (meta.resume !== undefined) {
     const r = parseMetadataJson(meta.resume, "resume", fail) as { batch: number; lossSum?: number; lossTokens?: number };
     if (!Number.isSafeInteger(r?.batch) || r.batch < 0) fail(`metadata resume.batch must be an integer ≥ 0, got ${JSON.stringify(r?.batch)}`);

@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { Runtime } from "../runtime/runtime.js";
 import { Progress } from "../util/progress.js";
+import { checkVocabulary } from "../eval/load.js";
 import { CORPORA, loadCorpus, type CorpusName } from "../data/corpus.js";
 import { type LmCheckpoint, type LmConfig, loadLm, paramCount } from "../models/lm.js";
 import { TRAIN_DEFAULTS, type TrainOptions, resumePath, trainLm } from "./lm.js";
@@ -90,6 +91,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const data = await loadCorpus(corpus, { onProgress: (m) => console.error(m) });
   config.vocab = data.vocab.size;
+  if (saved) checkVocabulary(saved, data, resumePath(v.out));
   const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   console.error(`dmi train lm: ${config.cell.toUpperCase()} ${config.layers}×${config.hidden}, emb ${config.emb}${config.tied ? " (tied)" : ""}, ` +
     `vocab ${config.vocab}, ${(paramCount(config) / 1e6).toFixed(2)} M parameters; ${corpus} ${data.train.length} training tokens; ` +
@@ -108,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
 
   let bar: Progress | null = null, seen = 0, lossSum = 0, lossTokens = 0;
   try {
-    const result = await trainLm(rt, { config, corpus, options, epochs, out: v.out, dtype, maxWindows, resume: saved,
+    const result = await trainLm(rt, { config, corpus, options, epochs, out: v.out, dtype, maxWindows, resume: saved, vocabDigest: data.vocab.digest,
       testEachEpoch: v["test-each-epoch"] }, data, {
       onEpochStart(epoch, first, batches, tokensPerBatch) {
         bar = new Progress(`epoch ${epoch}`, (batches - first) * tokensPerBatch, "tok");

@@ -434,6 +434,7 @@ export interface RunOptions {
   maxWindows?: number;        // per epoch, in training and in each evaluation: quick runs
   resume?: LmCheckpoint;      // a resumable checkpoint to continue from
   testEachEpoch?: boolean;    // also the test loss after every epoch (a learning curve; not used for any decision)
+  vocabDigest?: string;       // recorded in the checkpoints (Vocabulary.digest), so that evaluation can check it
 }
 
 export interface BatchInfo { epoch: number; batch: number; batches: number; tokens: number; loss: number; gradNorm: number; lr: number }
@@ -487,7 +488,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
   const info = (): TrainingInfo => ({ corpus: run.corpus, seed: o.seed, epoch, lr, bestValidLoss: best, dropout: o.dropout,
     clip: o.clip, bptt: o.bptt, batch: o.batch });
   let lossSum = 0, lossTokens = 0; // of the current epoch's windows so far
-  const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(),
+  const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(), vocabDigest: run.vocabDigest,
     resume: { batch, state: graph.getState(), lossSum, lossTokens } });
   const stopped = (): RunResult => ({ epoch, lr, bestValidLoss: best, testLoss: null, stopped: true, params });
   let first = r?.resume?.batch ?? 0;
@@ -528,7 +529,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     const improved = best === null || validLoss < best;
     if (improved) {
       best = validLoss;
-      await saveLm(run.out, { config, params, training: info() }, run.dtype);
+      await saveLm(run.out, { config, params, training: info(), vocabDigest: run.vocabDigest }, run.dtype);
     } else {
       lr /= 4;
     }
