@@ -286,6 +286,7 @@ test("resume continues from the saved epoch, lr and window: the same weights as 
   assert.equal(mid.training.epoch, 1);
   assert.equal(mid.resume?.batch, 3);
   assert.equal(mid.training.lr, reports[0].lr);
+  assert.equal(mid.training.epochs, b.run.epochs, "the planned total, for a --resume without --epochs");
   const resumedReports: { trainLoss: number }[] = [];
   const done = await trainLm(rt, { ...b.run, resume: mid }, b.data, { onEpoch: (e) => resumedReports.push(e) });
   assert.equal(resumedReports[0].trainLoss, reports[1].trainLoss, "the interrupted epoch's training loss covers all its windows");

@@ -176,6 +176,7 @@ export interface TrainingInfo {
   clip: number;
   bptt: number;
   batch: number;
+  epochs?: number;              // the run's planned total, so that --resume needs no --epochs (older files lack it)
 }
 
 /** Where an interrupted epoch stands: windows already trained, and the hidden state carried on. */
@@ -262,6 +263,7 @@ export async function loadLm(path: string): Promise<LmCheckpoint> {
 
 function checkTraining(t: TrainingInfo, fail: (msg: string) => never): void {
   if (typeof t?.corpus !== "string") fail(`metadata training.corpus must be a string, got ${JSON.stringify(t?.corpus)}`);
+  if (t.epochs !== undefined && !(Number.isSafeInteger(t.epochs) && t.epochs >= 1)) fail(`metadata training.epochs must be an integer ≥ 1, got ${JSON.stringify(t.epochs)}`);
   for (const key of ["seed", "epoch", "bptt", "batch"] as const) {
     if (!Number.isSafeInteger(t[key]) || t[key] < 0) fail(`metadata training.${key} must be an integer ≥ 0, got ${JSON.stringify(t[key])}`);
   }

@@ -16,7 +16,7 @@ const USAGE = `dmi train lm --corpus ${CORPORA.join("|")} --cell lstm|gru --hidd
   --layers L        recurrent layers (1)
   --emb E           embedding size (H)
   --tied            decoder weight = embedding weight (needs E = H)
-  --epochs N        epochs in total, counting those of a resumed run (6)
+  --epochs N        epochs in total, counting those of a resumed run (6; with --resume, the run's own)
   --lr X            initial learning rate (${TRAIN_DEFAULTS.lr}); divided by 4 when validation stops improving
   --clip X          gradient-norm bound (${TRAIN_DEFAULTS.clip})
   --dropout P       dropout on the embedding, between layers and on the output (${TRAIN_DEFAULTS.dropout})
@@ -82,7 +82,7 @@ export async function main(argv: string[]): Promise<void> {
   if (config.tied && config.emb !== config.hidden) {
     throw new Error(`--tied needs the embedding size equal to the hidden size, got --emb ${config.emb} and --hidden ${config.hidden}; drop --emb (it defaults to H)`);
   }
-  const epochs = integer("epochs", v.epochs, 1, 6);
+  const epochs = integer("epochs", v.epochs, 1, t?.epochs ?? 6);
   const dtype = (v.dtype ?? "f32").toUpperCase();
   if (dtype !== "F32" && dtype !== "F16") throw new Error(`--dtype must be f32 or f16, got ${v.dtype}`);
   const windowTokens = options.bptt * options.batch;

@@ -486,7 +486,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
 
   let epoch = r?.training.epoch ?? 0, lr = r?.training.lr ?? o.lr, best = r?.training.bestValidLoss ?? null;
   const info = (): TrainingInfo => ({ corpus: run.corpus, seed: o.seed, epoch, lr, bestValidLoss: best, dropout: o.dropout,
-    clip: o.clip, bptt: o.bptt, batch: o.batch });
+    clip: o.clip, bptt: o.bptt, batch: o.batch, epochs: run.epochs });
   let lossSum = 0, lossTokens = 0; // of the current epoch's windows so far
   const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(), vocabDigest: run.vocabDigest,
     resume: { batch, state: graph.getState(), lossSum, lossTokens } });
