@@ -118,26 +118,12 @@ export function col2im_batch_f32(x: usize, cols: usize, C: i32, H: i32, W: i32, 
 
 // ---- batch normalization in training, channel-major: channel k's M = N·OH·OW values are contiguous ----
 
-/** Sum of n floats from p: f32x4 partial sums within blocks of 1024, the blocks added in float64. */
+/**
+ * Sum of (x − m), or of (x − m)² when square, over n floats from p: f32x4 partial sums within blocks
+ * of 1024, the blocks added in float64. Inlined with a constant `square`, so the branch folds away.
+ */
 // @ts-ignore: decorator
-@inline function sumF64(p: usize, n: i32, shift: f32): f64 {
-  let total: f64 = 0;
-  const sv = f32x4.splat(shift);
-  for (let b = 0; b < n; b += 1024) {
-    const e = min(n, b + 1024);
-    let acc = f32x4.splat(0);
-    let i = b;
-    for (; i + 4 <= e; i += 4) acc = f32x4.add(acc, f32x4.sub(v128.load(p + (<usize>i << 2)), sv));
-    let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-    for (; i < e; i++) s += load<f32>(p + (<usize>i << 2)) - shift;
-    total += <f64>s;
-  }
-  return total;
-}
-
-/** Sum of (x − m)² over n floats from p, as sumF64. */
-// @ts-ignore: decorator
-@inline function sumSquaresF64(p: usize, n: i32, m: f32): f64 {
+@inline function sumF64(p: usize, n: i32, m: f32, square: bool): f64 {
   let total: f64 = 0;
   const mv = f32x4.splat(m);
   for (let b = 0; b < n; b += 1024) {
@@ -146,10 +132,10 @@ export function col2im_batch_f32(x: usize, cols: usize, C: i32, H: i32, W: i32, 
     let i = b;
     for (; i + 4 <= e; i += 4) {
       const d = f32x4.sub(v128.load(p + (<usize>i << 2)), mv);
-      acc = f32x4.add(acc, f32x4.mul(d, d));
+      acc = f32x4.add(acc, square ? f32x4.mul(d, d) : d);
     }
     let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-    for (; i < e; i++) { const d = load<f32>(p + (<usize>i << 2)) - m; s += d * d; }
+    for (; i < e; i++) { const d = load<f32>(p + (<usize>i << 2)) - m; s += square ? d * d : d; }
     total += <f64>s;
   }
   return total;
@@ -163,9 +149,9 @@ export function channel_stats_f32(mean: usize, variance: usize, z: usize, K: i32
   const k0 = shareStart(K, tid, nth), k1 = shareStart(K, tid + 1, nth);
   for (let k = k0; k < k1; k++) {
     const p = z + (<usize>k * M << 2);
-    const m = <f32>(sumF64(p, M, 0) / <f64>M);
+    const m = <f32>(sumF64(p, M, 0, false) / <f64>M);
     store<f32>(mean + (<usize>k << 2), m);
-    store<f32>(variance + (<usize>k << 2), <f32>(sumSquaresF64(p, M, m) / <f64>M));
+    store<f32>(variance + (<usize>k << 2), <f32>(sumF64(p, M, m, true) / <f64>M));
   }
 }
 

@@ -1,4 +1,7 @@
-// Parsing of the comma-separated option values the commands share ("--ratios 0,0.5,0.9").
+// Parsing of the option values the commands share ("--ratios 0,0.5,0.9", integers, numbers), and
+// the checks of a training run's --out and --resume files.
+import { existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 
 /** The items of a comma-separated value, or undefined when the option was not given. */
 export function list(value: string | undefined): string[] | undefined {
@@ -35,4 +38,23 @@ export function nonNegative(name: string, value: string | undefined, fallback: n
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number ≥ 0, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/**
+ * A training run's --out FILE: required, in a directory that exists. Checked at the start rather
+ * than when the first epoch's checkpoint is written, which may be an hour away.
+ */
+export function outputFile(out: string | undefined, usage: string): string {
+  if (!out) throw new Error(`--out FILE is required\n${usage}`);
+  const dir = dirname(out);
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`--out ${out}: directory ${dir} does not exist; create it (mkdir -p ${dir}) or choose another path`);
+  }
+  return out;
+}
+
+/** The resumable state a --resume continues from, which must exist. */
+export function resumeFile(path: string): string {
+  if (!existsSync(path)) throw new Error(`--resume: ${path} does not exist; it is written after every epoch and on Ctrl-C`);
+  return path;
 }

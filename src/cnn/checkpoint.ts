@@ -3,8 +3,7 @@
 // any caller's notes (how the weights were made). Batch norms are stored unfolded, as trained, so a
 // checkpoint also loads into PyTorch (strict=False: num_batches_tracked is not stored).
 import { type ResNetConfig, type ResNetWeights, allocateResNetWeights, checkConfig, describe, resnetParameters } from "./resnet.js";
-import { type SafetensorsFile, decodeSafetensors, encodeSafetensors, readFloat, type TensorData } from "../io/safetensors.js";
-import { toF16 } from "../io/fp16.js";
+import { type SafetensorsFile, decodeSafetensors, encodeSafetensors, floatTensor, readFloat, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 const FORMAT = "dualmodule-resnet";
@@ -25,7 +24,7 @@ export function resnetTensors(config: ResNetConfig, weights: ResNetWeights, dtyp
   for (const p of resnetParameters(config)) {
     const a = weights.tensors[p.name];
     if (!(a instanceof Float32Array)) throw new RangeError(`saveResNet: weight ${p.name} is missing for ${describe(config)}`);
-    tensors[p.name] = dtype === "F16" ? { dtype: "F16", shape: p.shape, data: toF16(a) } : { dtype: "F32", shape: p.shape, data: a };
+    tensors[p.name] = floatTensor(a, p.shape, dtype);
   }
   return tensors;
 }

@@ -7,8 +7,7 @@ import { type ResNetConfig, type ResNetWeights, checkConfig } from "./resnet.js"
 import { resnetTensors, readResNetWeights } from "./checkpoint.js";
 import { DualResNet, type DualResNetOptions } from "./dual.js";
 import type { DualBackend } from "../dual/conv.js";
-import { decodeSafetensors, encodeSafetensors, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
-import { toF16 } from "../io/fp16.js";
+import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 const FORMAT = "dualmodule-dual-resnet";
@@ -29,10 +28,8 @@ export async function saveDualResNet(path: string, net: DualResNet, weights: Res
   for (const { name, dual } of net.layers) {
     const w = dual.little.weights;
     if (!w) throw new Error(`saveDualResNet: ${name} has no little weights; fit the network first (DualResNet.fit)`);
-    const store = (a: Float32Array, shape: number[]): TensorData =>
-      options.dtype === "F16" ? { dtype: "F16", shape, data: toF16(a) } : { dtype: "F32", shape, data: a };
-    tensors[`little.${name}.weight`] = store(w.W, [dual.K, dual.little.k]);
-    tensors[`little.${name}.bias`] = store(w.b, [dual.K]);
+    tensors[`little.${name}.weight`] = floatTensor(w.W, [dual.K, dual.little.k], options.dtype);
+    tensors[`little.${name}.bias`] = floatTensor(w.b, [dual.K], options.dtype);
   }
   const o = net.options, first = net.layers[0].dual.little;
   const little: LittleMeta = { projection: first.projection, kOption: o.k ?? null, eps: o.eps ?? null, k: net.layers.map((l) => l.dual.little.k),

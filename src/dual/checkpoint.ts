@@ -9,8 +9,7 @@ import { Stack, gateCount, layerInput, type StackConfig, type LayerWeights } fro
 import { LittleModule } from "./little.js";
 import { DualModel, type Thresholds } from "./dual.js";
 import { BITS, type Bits } from "./quantize.js";
-import { decodeSafetensors, encodeSafetensors, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
-import { toF16 } from "../io/fp16.js";
+import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 const FORMAT = "dualmodule-rnn";
@@ -24,8 +23,7 @@ export interface SaveOptions {
 interface LittleMeta { k: number; seed: number; bits: Bits }
 
 export async function saveDualModel(path: string, model: DualModel, options: SaveOptions = {}): Promise<void> {
-  const store = (a: Float32Array, shape: number[]): TensorData =>
-    options.dtype === "F16" ? { dtype: "F16", shape, data: toF16(a) } : { dtype: "F32", shape, data: a.slice() };
+  const store = (a: Float32Array, shape: number[]): TensorData => floatTensor(a, shape, options.dtype);
   const tensors: Record<string, TensorData> = {};
   model.stack.layers.forEach((cell, l) => {
     const w = cell.weights(), R = cell.rows;

@@ -8,7 +8,7 @@
 // A decoded file is untrusted input: every length and offset is checked before it is used, and each
 // error names the file, the tensor or field, and what to do about it. Data is stored little-endian.
 
-import { fromF16 } from "./fp16.js";
+import { fromF16, toF16 } from "./fp16.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Data types
@@ -254,6 +254,11 @@ export function requireTensor<D extends DType>(file: SafetensorsFile, name: stri
     throw new Error(`checkpoint ${file.source}: tensor "${name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}; ${hint}`);
   }
   return t as TensorOf<D>;
+}
+
+/** float32 data as a tensor to store: as it is (F32), or rounded to half precision (F16). readFloat reads either back. */
+export function floatTensor(data: Float32Array, shape: number[], dtype: "F32" | "F16" = "F32"): TensorData {
+  return dtype === "F16" ? { dtype: "F16", shape, data: toF16(data) } : { dtype: "F32", shape, data };
 }
 
 /** A float tensor stored as F32 or F16 (checked like requireTensor), as float32. */

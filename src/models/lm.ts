@@ -8,8 +8,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { Stack, gateCount, type CellKind, type LayerWeights } from "../layers/stack.js";
 import * as check from "../kernels/check.js";
 import { Rng } from "../util/random.js";
-import { decodeSafetensors, encodeSafetensors, parseMetadataJson, readFloat, requireTensor, type TensorData } from "../io/safetensors.js";
-import { toF16 } from "../io/fp16.js";
+import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, requireTensor, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -210,7 +209,7 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
   const tensors: Record<string, TensorData> = {};
   for (const s of paramTable(c)) {
     const view = ckpt.params.subarray(s.offset, s.offset + s.size);
-    tensors[s.name] = dtype === "F16" ? { dtype: "F16", shape: s.shape, data: toF16(view) } : { dtype: "F32", shape: s.shape, data: view.slice() };
+    tensors[s.name] = floatTensor(view, s.shape, dtype);
   }
   const metadata: Record<string, string> = {
     format: FORMAT, version: VERSION,

@@ -2,11 +2,10 @@
 // word_language_model recipe (src/train/lm.ts), with a progress bar, a checkpoint every epoch, --resume,
 // and a clean stop on Ctrl-C (the current window finishes, a resumable checkpoint is written).
 import { parseArgs } from "node:util";
-import { integer, nonNegative } from "../cli/args.js";
-import { existsSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { integer, nonNegative, outputFile, resumeFile } from "../cli/args.js";
 import { Runtime } from "../runtime/runtime.js";
 import { Progress } from "../util/progress.js";
+import { StopOnCtrlC } from "../cli/ctrl-c.js";
 import { checkVocabulary } from "../eval/load.js";
 import { CORPORA, loadCorpus, type CorpusName } from "../data/corpus.js";
 import { type LmCheckpoint, type LmConfig, loadLm, paramCount } from "../models/lm.js";
@@ -43,20 +42,10 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   if (v.help) { console.log(USAGE); return; }
-  if (!v.out) throw new Error(`--out FILE is required\n${USAGE}`);
-  // Checked now rather than when the first epoch's checkpoint is written, which may be an hour away.
-  const outDir = dirname(v.out);
-  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new Error(`--out ${v.out}: directory ${outDir} does not exist; create it (mkdir -p ${outDir}) or choose another path`);
-  }
+  const out = outputFile(v.out, USAGE);
 
   // With --resume, whatever is not given comes from the checkpoint; what is given must agree with it.
-  let saved: LmCheckpoint | undefined;
-  if (v.resume) {
-    const path = resumePath(v.out);
-    if (!existsSync(path)) throw new Error(`--resume: ${path} does not exist; it is written after every epoch and on Ctrl-C`);
-    saved = await loadLm(path);
-  }
+  const saved: LmCheckpoint | undefined = v.resume ? await loadLm(resumeFile(resumePath(out))) : undefined;
   const t = saved?.training;
   const corpus = (v.corpus ?? t?.corpus) as CorpusName | undefined;
   if (!corpus || !CORPORA.includes(corpus)) throw new Error(`--corpus must be one of ${CORPORA.join(", ")}, got ${JSON.stringify(corpus)}`);
@@ -91,26 +80,17 @@ export async function main(argv: string[]): Promise<void> {
 
   const data = await loadCorpus(corpus, { onProgress: (m) => console.error(m) });
   config.vocab = data.vocab.size;
-  if (saved) checkVocabulary(saved, data, resumePath(v.out));
+  if (saved) checkVocabulary(saved, data, resumePath(out));
   const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   console.error(`dmi train lm: ${config.cell.toUpperCase()} ${config.layers}×${config.hidden}, emb ${config.emb}${config.tied ? " (tied)" : ""}, ` +
     `vocab ${config.vocab}, ${(paramCount(config) / 1e6).toFixed(2)} M parameters; ${corpus} ${data.train.length} training tokens; ` +
     `${rt.variant} build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`);
 
-  let stop = false;
-  const onSigint = (): void => {
-    if (stop) {
-      console.error("\ndmi train lm: second Ctrl-C: exiting without a checkpoint");
-      process.exit(130);
-    }
-    stop = true;
-    console.error("\ndmi train lm: stopping after the current window and writing a checkpoint (Ctrl-C again to abort)");
-  };
-  process.on("SIGINT", onSigint);
+  const ctrlC = new StopOnCtrlC("dmi train lm", "window");
 
   let bar: Progress | null = null, seen = 0, lossSum = 0, lossTokens = 0;
   try {
-    const result = await trainLm(rt, { config, corpus, options, epochs, out: v.out, dtype, maxWindows, resume: saved, vocabDigest: data.vocab.digest,
+    const result = await trainLm(rt, { config, corpus, options, epochs, out, dtype, maxWindows, resume: saved, vocabDigest: data.vocab.digest,
       testEachEpoch: v["test-each-epoch"] }, data, {
       onEpochStart(epoch, first, batches, tokensPerBatch) {
         bar = new Progress(`epoch ${epoch}`, (batches - first) * tokensPerBatch, "tok");
@@ -132,20 +112,20 @@ export async function main(argv: string[]): Promise<void> {
           `(ppl ${Math.exp(e.validLoss).toFixed(2)}), ` +
           (e.testLoss === null ? "" : `test loss ${e.testLoss.toFixed(3)} (ppl ${Math.exp(e.testLoss).toFixed(2)}), `) +
           `${e.seconds.toFixed(0)} s; ` +
-          (e.improved ? `best so far, saved to ${v.out}` : `no improvement: lr now ${e.lr}`));
+          (e.improved ? `best so far, saved to ${out}` : `no improvement: lr now ${e.lr}`));
       },
-      stopRequested: () => stop,
+      stopRequested: () => ctrlC.requested,
     });
     if (result.stopped) {
       console.error(`dmi train lm: stopped after ${result.epoch} complete epochs; continue with the same command and --resume ` +
-        `(state in ${resumePath(v.out)}${result.bestValidLoss === null ? "" : `; best weights in ${v.out}`})`);
+        `(state in ${resumePath(out)}${result.bestValidLoss === null ? "" : `; best weights in ${out}`})`);
       process.exitCode = 130;
     } else {
       console.log(`best valid loss ${result.bestValidLoss!.toFixed(4)} (ppl ${Math.exp(result.bestValidLoss!).toFixed(2)}), ` +
-        `test loss ${result.testLoss!.toFixed(4)} (ppl ${Math.exp(result.testLoss!).toFixed(2)}); model in ${v.out}`);
+        `test loss ${result.testLoss!.toFixed(4)} (ppl ${Math.exp(result.testLoss!).toFixed(2)}); model in ${out}`);
     }
   } finally {
-    process.off("SIGINT", onSigint);
+    ctrlC.dispose();
     await rt.close();
   }
 }

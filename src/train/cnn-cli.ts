@@ -3,11 +3,10 @@
 // epoch, --resume, and a clean stop on Ctrl-C (the current batch finishes, the state is saved).
 // At the end the saved model is loaded back and evaluated through the BN-folded inference network.
 import { parseArgs } from "node:util";
-import { integer, nonNegative } from "../cli/args.js";
-import { existsSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { integer, nonNegative, outputFile, resumeFile } from "../cli/args.js";
 import { Runtime } from "../runtime/runtime.js";
 import { Progress } from "../util/progress.js";
+import { StopOnCtrlC } from "../cli/ctrl-c.js";
 import { describe, resnet18Small, resnetParameters } from "../cnn/resnet.js";
 import { loadResNet } from "../cnn/checkpoint.js";
 import { IMAGE_DATASETS, type ImageDataset, loadImageSet } from "../data/images.js";
@@ -40,19 +39,10 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   if (v.help) { console.log(USAGE); return; }
-  if (!v.out) throw new Error(`--out FILE is required\n${USAGE}`);
-  const outDir = dirname(v.out);
-  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new Error(`--out ${v.out}: directory ${outDir} does not exist; create it (mkdir -p ${outDir}) or choose another path`);
-  }
+  const out = outputFile(v.out, USAGE);
 
   // With --resume, whatever is not given comes from the saved state; what is given must agree with it.
-  let saved: CnnResumable | undefined;
-  if (v.resume) {
-    const path = cnnResumePath(v.out);
-    if (!existsSync(path)) throw new Error(`--resume: ${path} does not exist; it is written after every epoch and on Ctrl-C`);
-    saved = await loadCnnResumable(path);
-  }
+  const saved: CnnResumable | undefined = v.resume ? await loadCnnResumable(resumeFile(cnnResumePath(out))) : undefined;
   const s = saved?.state;
   const dataset = (v.dataset ?? s?.dataset) as ImageDataset | undefined;
   if (!dataset || !IMAGE_DATASETS.includes(dataset)) throw new Error(`--dataset must be one of ${IMAGE_DATASETS.join(", ")}, got ${JSON.stringify(v.dataset)}`);
@@ -79,22 +69,13 @@ export async function main(argv: string[]): Promise<void> {
     `${Math.min(maxImages ?? Infinity, data.train.count)} training images, batch ${options.batch}, lr ${options.lr} (cosine), ` +
     `${rt.variant} build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}${saved ? `; resuming after epoch ${s!.epoch}, batch ${s!.position}` : ""}`);
 
-  let stop = false;
-  const onSigint = (): void => {
-    if (stop) {
-      console.error("\ndmi train cnn: second Ctrl-C: exiting without a checkpoint");
-      process.exit(130);
-    }
-    stop = true;
-    console.error("\ndmi train cnn: stopping after the current batch and writing a checkpoint (Ctrl-C again to abort)");
-  };
-  process.on("SIGINT", onSigint);
+  const ctrlC = new StopOnCtrlC("dmi train cnn", "batch");
 
   let bar: Progress | null = null, lossSum = 0, correct = 0, seen = 0;
   try {
     const command = `dmi train cnn --dataset ${dataset} --width ${config.width} --epochs ${epochs} --batch ${options.batch} --lr ${options.lr} ` +
       `--weight-decay ${options.weightDecay} --seed ${options.seed}${maxImages ? ` --max-images ${maxImages}` : ""} --threads ${rt.threads}`;
-    const result = await trainCnn(rt, { config, options, epochs, out: v.out, dtype, maxImages, maxTest, resume: saved, notes: { command } }, data, {
+    const result = await trainCnn(rt, { config, options, epochs, out, dtype, maxImages, maxTest, resume: saved, notes: { command } }, data, {
       onEpochStart(epoch, first, batches, batchSize) {
         bar = new Progress(`epoch ${epoch}`, (batches - first) * batchSize, "img");
         lossSum = correct = seen = 0;
@@ -111,24 +92,24 @@ export async function main(argv: string[]): Promise<void> {
       },
       onEpoch(e) {
         console.error(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, acc ${(100 * e.trainAccuracy).toFixed(2)} %; ` +
-          `test loss ${e.testLoss.toFixed(4)}, acc ${(100 * e.testAccuracy).toFixed(2)} %; ${e.seconds.toFixed(0)} s; saved to ${v.out}`);
+          `test loss ${e.testLoss.toFixed(4)}, acc ${(100 * e.testAccuracy).toFixed(2)} %; ${e.seconds.toFixed(0)} s; saved to ${out}`);
       },
-      stopRequested: () => stop,
+      stopRequested: () => ctrlC.requested,
     });
     if (result.stopped) {
       console.error(`dmi train cnn: stopped after ${result.epoch} complete epochs; continue with the same command and --resume ` +
-        `(state in ${cnnResumePath(v.out)})`);
+        `(state in ${cnnResumePath(out)})`);
       process.exitCode = 130;
       return;
     }
     // The model as saved (F16 if asked), through the inference network with BN folded.
-    const model = await loadResNet(v.out);
+    const model = await loadResNet(out);
     const count = Math.min(maxTest ?? Infinity, data.test.count);
     const accuracy = inferenceAccuracy(rt, model, data.test, count, options.batch);
     console.log(`test accuracy ${(100 * result.testAccuracy!).toFixed(2)} % (training graph, evaluation mode), ` +
-      `${(100 * accuracy).toFixed(2)} % (${v.out} through the BN-folded inference network, ${dtype}) on ${count} images; model in ${v.out}`);
+      `${(100 * accuracy).toFixed(2)} % (${out} through the BN-folded inference network, ${dtype}) on ${count} images; model in ${out}`);
   } finally {
-    process.off("SIGINT", onSigint);
+    ctrlC.dispose();
     await rt.close();
   }
 }
