@@ -26,8 +26,9 @@ export class Progress {
 
 function formatRate(r: number): string { return r >= 100 ? r.toFixed(0) : r.toPrecision(3); }
 
-function formatTime(s: number): string {
+export function formatTime(s: number): string {
   if (!Number.isFinite(s)) return "?";
-  if (s < 60) return `${s.toFixed(0)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  const whole = Math.round(s); // round once, so 59.6 s is "1 min 0 s", never "0 min 60 s"
+  if (whole < 60) return `${whole} s`;
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
 }
