@@ -17,14 +17,13 @@ import { randomResNetWeights } from "../src/cnn/resnet.js";
 import { runtimeDualBackend } from "../src/dual/conv.js";
 import { imagesToFloat } from "../src/data/images.js";
 import { loadImageSet } from "../src/data/images.js";
-import { testRuntimes } from "./helpers.js";
+import { PNG_SIGNATURE, testRuntimes } from "./helpers.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
 const tmp = await mkdtemp(join(tmpdir(), "dualmodule-eval-cnn-"));
 after(() => rm(tmp, { recursive: true, force: true }));
 
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 test("train → fit → calibrate → evaluate on a few hundred MNIST digits: ratio 0 is the dense network, ratios hold, figures are written", async () => {
   const rt = (await testRuntimes())[1], model = join(tmp, "tiny.safetensors");

@@ -18,6 +18,9 @@ export function testRuntimes(): Promise<Runtime[]> {
   return runtimes;
 }
 
+/** The eight bytes every PNG file starts with. */
+export const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
 export function label(rt: Runtime): string { return `${rt.variant}, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`; }
 
 /** Each implementation under test with a way to allocate arrays it accepts. */

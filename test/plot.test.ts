@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { renderPng, renderSvg } from "../src/plot/render.js";
 import { featureMapsSpec, insensitiveRegionsSpec, outputHistogramSpec, sensitivityMapSpec, type FeatureMap } from "../src/plot/figures.js";
 import { Rng } from "../src/util/random.js";
-
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+import { PNG_SIGNATURE } from "./helpers.js";
 
 test("figure 1 states each gate's insensitive rule in post-activation terms and shades it", async () => {
   const svg = await renderSvg(insensitiveRegionsSpec([

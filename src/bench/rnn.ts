@@ -79,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
   if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
 }
 
-async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
+export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
                           steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
   const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
   const { weights, sequence: seq } = randomModel(shape);

@@ -6,6 +6,8 @@
 //   overhead   a 50 % step split into projection, little module and big module
 //   k          the JL ε (0.3, 0.5, 0.7) → k, PPL and speedup at 50 %
 //   compare    (with --compare SMALLER) dual-module at 50 % against a dense model half the size
+//   paper      the same cell at the paper's widths (H = 750, 1500) with random weights and the same
+//              little-module configuration: cell-step time at each ratio, against onnxruntime
 // Little modules are fitted on train, thresholds calibrated on valid, PPL measured on test, as in
 // `dmi eval lm`. Cell-step times are at batch 1 with the caches flushed before every step (the
 // paper's protocol), ours against ours, variants interleaved.
@@ -21,12 +23,14 @@ import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { Rng } from "../util/random.js";
 import { FLUSH_BYTES, timeInterleaved, type Variant } from "../bench/stats.js";
+import { benchShape, type RnnBenchRow } from "../bench/rnn.js";
+import { selectShapes } from "../bench/models.js";
 import { renderPng } from "../plot/render.js";
 import { insensitiveRegionsSpec, sensitivityMapSpec } from "../plot/figures.js";
 import type { LmInference } from "../models/lm.js";
 import { DEFAULT_MAX_TOKENS, perplexity, spreadPieces, stepSequences } from "./lm.js";
 import { openLm, type OpenedLm } from "./load.js";
-import { integer } from "../cli/args.js";
+import { integer, numbers } from "../cli/args.js";
 
 const USAGE = `dmi tables lm --model FILE --out DIR [options]
   --compare FILE     a dense model of about half the hidden size, for the similar-traffic comparison
@@ -34,6 +38,7 @@ const USAGE = `dmi tables lm --model FILE --out DIR [options]
   --train-tokens N   training tokens the little modules are fitted on (${DEFAULT_MAX_TOKENS.train})
   --valid-tokens N   validation tokens the thresholds are calibrated on (${DEFAULT_MAX_TOKENS.valid})
   --steps N          cell steps per timing median (100)
+  --paper-widths L   hidden sizes of the paper's table to time the same cell at, random weights (750,1500; none)
   --threads N        kernel threads (one per core)
 Writes DIR/tables.md, DIR/tables.json, DIR/figure1.png (insensitive regions) and DIR/figure2.png
 (sensitivity map over 35 steps for two inputs).`;
@@ -49,7 +54,7 @@ export async function main(argv: string[]): Promise<void> {
     options: {
       model: { type: "string" }, out: { type: "string" }, compare: { type: "string" }, "test-tokens": { type: "string" },
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, steps: { type: "string" },
-      threads: { type: "string" }, help: { type: "boolean" },
+      threads: { type: "string" }, "paper-widths": { type: "string" }, help: { type: "boolean" },
     },
   });
   if (v.help) { console.log(USAGE); return; }
@@ -58,6 +63,7 @@ export async function main(argv: string[]): Promise<void> {
   const trainTokens = integer("train-tokens", v["train-tokens"], 2, DEFAULT_MAX_TOKENS.train);
   const validTokens = integer("valid-tokens", v["valid-tokens"], 2, DEFAULT_MAX_TOKENS.valid);
   if (v.compare && !existsSync(v.compare)) throw new Error(`--compare ${v.compare}: no such file`);
+  const paperWidths = paperWidthList(v["paper-widths"]);
   mkdirSync(v.out, { recursive: true });
 
   const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
@@ -65,7 +71,7 @@ export async function main(argv: string[]): Promise<void> {
     const say = (m: string) => console.error(m);
     const opened = await openLm(rt, v.model, undefined, say);
     const smaller = v.compare ? await openLm(rt, v.compare, opened.corpus.name, say) : null;
-    const tables = await runTables(rt, opened, smaller, { testTokens, trainTokens, validTokens, steps }, v.out);
+    const tables = await runTables(rt, opened, smaller, { testTokens, trainTokens, validTokens, steps, paperWidths }, v.out);
     const md = formatTables(tables);
     await writeFileAtomic(join(v.out, "tables.md"), new TextEncoder().encode(md));
     await writeFileAtomic(join(v.out, "tables.json"), new TextEncoder().encode(JSON.stringify(tables, null, 1) + "\n"));
@@ -76,7 +82,18 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-interface TableOptions { testTokens: number; trainTokens: number; validTokens: number; steps: number }
+interface TableOptions { testTokens: number; trainTokens: number; validTokens: number; steps: number; paperWidths: number[] }
+
+const PAPER_WIDTHS = [750, 1500];
+
+function paperWidthList(value: string | undefined): number[] {
+  if (value === "none") return [];
+  const widths = numbers(value, "paper-widths") ?? PAPER_WIDTHS;
+  for (const w of widths) {
+    if (!PAPER_WIDTHS.includes(w)) throw new Error(`--paper-widths: ${w} is not one of the paper's widths (${PAPER_WIDTHS.join(", ")}); or pass none`);
+  }
+  return widths;
+}
 
 export interface LmTables {
   machine: { threads: number; build: string };
@@ -89,6 +106,8 @@ export interface LmTables {
   k: { eps: number; k: number; ppl: number; speedup: number }[];
   compare: { file: string; hidden: number; ppl: number; cellMs: number; mbPerStep: number;
              dualPpl: number; dualCellMs: number; dualMbPerStep: number } | null;
+  /** `dmi bench rnn`'s rows for the model's cell at the paper's widths: ratio 0 and RATIOS, cold, fp32 big weights. */
+  paper: RnnBenchRow[];
 }
 
 async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | null, opt: TableOptions, out: string): Promise<LmTables> {
@@ -179,12 +198,18 @@ async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | null, opt
   }
 
   const compare = smaller ? await compareSmaller(smaller, test, dual, thresholds[half], lm, opt.steps, flushing) : null;
+
+  // The paper's widths: the bench's random model of this cell, fitted and timed the same way.
+  const paper: RnnBenchRow[] = [];
+  for (const shape of opt.paperWidths.length > 0 ? selectShapes([c.cell], opt.paperWidths) : []) {
+    paper.push(...(await benchShape(rt, shape, [0, ...RATIOS], [rt.threads], ["cold"], opt.steps, [32], flush)));
+  }
   return {
     machine: { threads: rt.threads, build: rt.variant },
     model: { file: basename(o.path), cell: c.cell, layers: c.layers, hidden: c.hidden, corpus: corpus.name, testTokens: test.length, k: littles.map((m) => m.k) },
     dense: { ppl: densePpl, cellMs: times.dense },
     ratios: ratioRows.map((r, i) => ({ ...r, cellMs: times.dual[i], speedup: times.dense / times.dual[i] })),
-    precision, noise, overhead, k, compare,
+    precision, noise, overhead, k, compare, paper,
   };
 }
 
@@ -275,6 +300,15 @@ function formatTables(t: LmTables): string {
         [`dense ${c.hidden}`, f(c.ppl), f(c.cellMs, 3), f(c.mbPerStep, 3)],
         [`dual ${m.hidden} at 50 %`, f(c.dualPpl), f(c.dualCellMs, 3), f(c.dualMbPerStep, 3)],
       ]));
+  }
+  if (t.paper.length > 0) {
+    parts.push("", `### ${m.cell.toUpperCase()} cell step at the paper's widths (random weights; the same little-module configuration)`, "",
+      `Input = hidden; little modules fitted on random inputs, thresholds calibrated to each ratio; ${t.machine.threads} thread(s), ` +
+      "caches flushed. ORT: onnxruntime-node's faster dense model of the cell (its operator, or Gemm plus gate math), same weights.", "",
+      markdown(["H", "ratio", "achieved", "dense ms", "dual ms", "speedup", "ORT ms", "speedup over ORT"], t.paper.map((r) => [
+        String(r.hidden), f(r.ratio), f(r.achieved_ratio, 3), f(r.dense_ms, 3), f(r.dual_ms, 3), f(r.dense_ms / r.dual_ms),
+        r.ort_ms === null ? "n/a" : f(r.ort_ms, 3), r.ort_ms === null ? "n/a" : f(r.ort_ms / r.dual_ms),
+      ])));
   }
   return parts.join("\n") + "\n";
 }

@@ -1,0 +1,64 @@
+// `dmi tables lm` end to end on the shipped half-width SOTU LSTM, on a few hundred tokens: every
+// table's rows, the comparison (here against the model itself, so it must match the dense row), the
+// paper-width timing rows, the figures, and the errors for bad options.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main as tablesMain, type LmTables } from "../src/eval/tables.js";
+import { MODELS_DIR } from "../src/eval/load.js";
+import { PNG_SIGNATURE } from "./helpers.js";
+
+const tmp = await mkdtemp(join(tmpdir(), "dualmodule-tables-"));
+after(() => rm(tmp, { recursive: true, force: true }));
+
+const MODEL = join(MODELS_DIR, "sotu-lstm-128.safetensors");
+
+test("tables lm: every table from a shipped checkpoint on a few hundred tokens, with the paper-width timing", async () => {
+  const out = join(tmp, "tables");
+  await tablesMain(["--model", MODEL, "--compare", MODEL, "--out", out, "--test-tokens", "300", "--train-tokens", "3000",
+    "--valid-tokens", "1500", "--steps", "5", "--paper-widths", "750", "--threads", "1"]);
+  assert.deepEqual((await readdir(out)).sort(), ["figure1.png", "figure2.png", "tables.json", "tables.md"]);
+  for (const png of ["figure1.png", "figure2.png"]) assert.deepEqual([...(await readFile(join(out, png))).subarray(0, 8)], PNG_SIGNATURE);
+  const t = JSON.parse(await readFile(join(out, "tables.json"), "utf8")) as LmTables;
+
+  assert.deepEqual({ ...t.model, k: undefined }, { file: "sotu-lstm-128.safetensors", cell: "lstm", layers: 1, hidden: 128, corpus: "sotu", testTokens: 300, k: undefined });
+  assert.ok(t.dense.ppl > 1 && t.dense.ppl < 10_000 && t.dense.cellMs > 0);
+  assert.deepEqual(t.ratios.map((r) => r.ratio), [0.1, 0.3, 0.5, 0.7, 0.9]);
+  for (const r of t.ratios) {
+    assert.ok(Math.abs(r.achieved - r.ratio) < 0.1, `ratio ${r.ratio}: achieved ${r.achieved} on 300 test tokens`);
+    assert.equal(r.dppl, r.ppl - t.dense.ppl);
+    assert.ok(r.cellMs > 0 && r.speedup === t.dense.cellMs / r.cellMs);
+  }
+  assert.ok(t.ratios[4].bytesReduction > t.ratios[0].bytesReduction, "more insensitive rows, fewer bytes");
+  assert.deepEqual(t.precision.map((p) => p.bits), [32, 16, 8, 4, 2, 1]);
+  for (let i = 1; i < t.precision.length; i++) assert.ok(t.precision[i].littleMB < t.precision[i - 1].littleMB);
+  assert.deepEqual(t.noise.map((n) => n.sigma), [0.25, 0.5, 1]);
+  assert.ok(t.noise.every((n) => n.insensitivePpl > 1 && n.sensitivePpl > 1));
+  assert.ok(t.overhead.projection > 0 && t.overhead.little > -1);
+  assert.deepEqual(t.k.map((r) => r.eps), [0.3, 0.5, 0.7]);
+  assert.ok(t.k[2].k <= t.k[0].k, "a larger ε gives no larger k");
+  // Compared with itself: the dense PPL is the dense row's, and the dual is the 50 % row's.
+  assert.equal(t.compare!.hidden, 128);
+  assert.equal(t.compare!.ppl, t.dense.ppl);
+  assert.equal(t.compare!.dualPpl, t.ratios[2].ppl);
+
+  // The paper's width: ratio 0 and the five ratios of an LSTM of 750 on random weights, with the peer.
+  assert.deepEqual(t.paper.map((r) => `${r.cell} ${r.hidden} ${r.ratio}`), [0, 0.1, 0.3, 0.5, 0.7, 0.9].map((x) => `lstm 750 ${x}`));
+  assert.equal(t.paper[0].achieved_ratio, 0);
+  assert.ok(t.paper.every((r) => r.weights === "random" && r.threads === 1 && r.dense_ms > 0 && r.dual_ms > 0 && r.ort_ms! > 0));
+  const md = await readFile(join(out, "tables.md"), "utf8");
+  for (const heading of ["### Insensitive ratio", "### Little-module precision", "### Noise", "### Overhead split", "### k sweep",
+    "### Dual-module 128 at 50 % against dense 128", "### LSTM cell step at the paper's widths"]) {
+    assert.ok(md.includes(heading), `tables.md has "${heading}"`);
+  }
+});
+
+test("tables lm: bad options are named before any work", async () => {
+  await assert.rejects(tablesMain(["--out", tmp]), /--model FILE and --out DIR are required/);
+  await assert.rejects(tablesMain(["--model", MODEL, "--out", tmp, "--paper-widths", "640"]),
+    /--paper-widths: 640 is not one of the paper's widths \(750, 1500\); or pass none/);
+  await assert.rejects(tablesMain(["--model", MODEL, "--out", tmp, "--compare", join(tmp, "missing.safetensors")]), /--compare .*missing\.safetensors: no such file/);
+  await assert.rejects(tablesMain(["--model", MODEL, "--out", tmp, "--steps", "2"]), /--steps must be an integer ≥ 5/);
+});
