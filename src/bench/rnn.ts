@@ -80,7 +80,7 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
-                          steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
+                                 steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
   const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
   const { weights, sequence: seq } = randomModel(shape);
   const train = Array.from({ length: 60 }, () => seq(35)), valid = Array.from({ length: 10 }, () => seq(35));
