@@ -102,6 +102,7 @@ test("a saved dual-module ResNet loads to the same network: logits bit for bit, 
   await assert.rejects(loadDualResNet(be, join(tmp, "missing.safetensors")), /cannot read dual-module ResNet checkpoint .*does not exist/);
   await assert.rejects(fitCnn(["--checkpoint", plain, "--out", path, "--ratio", "1"]), /--ratio: 1 must be in \[0, 1\)/);
   await assert.rejects(fitCnn(["--out", path]), /--checkpoint FILE and --out FILE are required/);
+  await assert.rejects(fitCnn(["--checkpoint", plain, "--out", path, "--threads", "1.5"]), /--threads must be an integer ≥ 1, got "1.5"/);
   await assert.rejects(evalCnn(["--dual", path, "--checkpoint", plain]), /--dual and --checkpoint: give one/);
 });
 

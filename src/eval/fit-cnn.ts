@@ -7,7 +7,7 @@ import { DualResNet } from "../cnn/dual.js";
 import { saveDualResNet } from "../cnn/dual-checkpoint.js";
 import { type InsensitiveOutput, runtimeDualBackend } from "../dual/conv.js";
 import { NETWORK_OPTIONS, fitLogged, openNetwork } from "./cnn.js";
-import { numbers } from "../cli/args.js";
+import { numbers, optionalInteger } from "../cli/args.js";
 
 const HELP = `dmi fit cnn --checkpoint FILE --out FILE [--ratio 0.7] [--mode little] [--dataset D] [--projection channel|patch]
             [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--dtype f32|f16] [--threads N]
@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
   const mode = values.mode as InsensitiveOutput;
   if (mode !== "zero" && mode !== "little") throw new Error(`--mode: ${mode} must be zero or little`);
   if (values.dtype !== "f32" && values.dtype !== "f16") throw new Error(`--dtype: ${values.dtype} must be f32 or f16`);
-  const threads = values.threads === undefined ? undefined : numbers(values.threads, "threads")![0];
+  const threads = optionalInteger("threads", values.threads, 1);
 
   const opened = await openNetwork(values);
   const rt = await Runtime.create({ threads });

@@ -109,6 +109,7 @@ export function sensitivityMapSpec(maps: MaskMap[], gates: string[], hidden: num
     },
   } as TopLevelSpec;
 }
+
 // ---------------------------------------------------------------------------------------------
 // CNN figures: one convolution layer's pre-activations (Figure 3) and feature maps (Figure 4).
 
