@@ -3,11 +3,13 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
+import { Runtime } from "../src/runtime/runtime.js";
 import { type PatchGeometry, patchGeometry } from "../src/kernels/conv.js";
-import { type Backend, Conv2d, type ConvSpec, Stopwatch, foldBatchNorm, referenceBackend, runtimeBackend } from "../src/cnn/layers.js";
-import { ResNet, type ResNetConfig, type ResNetWeights, randomResNetWeights, resnet18Small, STAGES, BLOCKS_PER_STAGE } from "../src/cnn/resnet.js";
-import { resnetModel } from "../src/onnx/resnet.js";
-import { decodeResNet, encodeResNet } from "../src/cnn/checkpoint.js";
+import { type Backend, Conv2d, type ConvSpec, foldBatchNorm, referenceBackend, runtimeBackend } from "../src/conv/layers.js";
+import { NO_WATCH } from "../src/util/stopwatch.js";
+import { ResNet, type ResNetConfig, type ResNetWeights, randomResNetWeights, resnet18Small, STAGES, BLOCKS_PER_STAGE } from "../src/conv/resnet.js";
+import { resnetModel } from "../src/conv/onnx.js";
+import { decodeResNet, encodeResNet } from "../src/conv/checkpoint.js";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
 import { OrtPeer } from "../src/onnx/peer.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
@@ -21,7 +23,7 @@ function random(impl: Impl, rng: Rng, n: number, lo = -1, hi = 1): Float32Array 
   return a;
 }
 
-const noWatch = new Stopwatch(undefined);
+const noWatch = NO_WATCH;
 
 // ---------------------------------------------------------------------------------------------
 // float64 references, written independently of the kernels (direct loops, BN unfolded)
@@ -468,4 +470,23 @@ test("ResNet checkpoint: a different format, a config that does not match the te
   assert.throws(() => decodeResNet(reencode(file.metadata, { "fc2.weight": new Float32Array(3) }), "e.safetensors"),
     /tensors fc2\.weight are not parameters of ResNet-18 \(small stem/);
   assert.throws(() => encodeResNet(config, w, { notes: { config: "x" } }), /note "config" is reserved/);
+});
+
+test("the dual convolution's scratch is sized once, from the runtime's limits, and a larger shape is an error naming the limit", async () => {
+  const rt = await Runtime.create({ simd: "simd", threads: 2, limits: { convChannels: 2, convPositions: 4 } });
+  try {
+    const f32 = (n: number) => rt.heap.f32(n), idx = rt.heap.i32(1);
+    const y = f32(8), weight = f32(2), patches = f32(4), x = f32(4), inUse = rt.heap.bytesInUse;
+    // Within the limits: K = 2 channels, P = 4 positions.
+    rt.kernels.convSensitive(y, weight, patches, null, idx, 1, 2, 4, 1);
+    rt.kernels.im2rowSensitive(patches, x, patchGeometry(1, 2, 2, 1), idx, 1, 2);
+    assert.equal(rt.heap.bytesInUse, inUse, "no scratch allocated on the way");
+    assert.throws(() => rt.kernels.convSensitive(f32(12), f32(3), f32(4), null, idx, 1, 3, 4, 1),
+      /convSensitive: convChannels 3 exceeds 2, the limit its scratch was sized for: create the Runtime with \{ limits: \{ convChannels: 3 \} \}/);
+    assert.throws(() => rt.kernels.im2rowSensitive(f32(9), f32(9), patchGeometry(1, 3, 3, 1), idx, 1, 1),
+      /im2rowSensitive: convPositions 9 exceeds 4/);
+  } finally {
+    await rt.close();
+  }
+  await assert.rejects(Runtime.create({ limits: { convChannels: 0 } }), /limits\.convChannels must be an integer ≥ 1, got 0/);
 });

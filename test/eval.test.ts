@@ -1,5 +1,5 @@
 // Language-model evaluation end to end on a tiny model trained for two epochs with the trainer's API
-// (src/train/lm.ts) on a synthetic corpus of a few thousand tokens: train → fit → calibrate →
+// (src/recurrent/train.ts) on a synthetic corpus of a few thousand tokens: train → fit → calibrate →
 // evaluate. Exact perplexity against an independent float64 forward, ratio 0 against the dense
 // model, achieved ratios on held-out text, sampling, and the errors of bad input.
 import { test, after } from "node:test";
@@ -10,12 +10,12 @@ import { join } from "node:path";
 import { testRuntimes } from "./helpers.js";
 import { lstmStep } from "./reference-rnn.js";
 import { Rng } from "../src/util/random.js";
-import { type LmConfig, LmInference, viewParams } from "../src/models/lm.js";
-import { trainLm, type LmData } from "../src/train/lm.js";
+import { type LmConfig, LmInference, viewParams } from "../src/recurrent/lm.js";
+import { trainLm, type LmData } from "../src/recurrent/train.js";
 import { Vocabulary } from "../src/data/vocabulary.js";
-import { evaluateLm, generate, nextWordLoss, perplexity, spreadPieces, timeSteps } from "../src/eval/lm.js";
-import { checkVocabulary, defaultModel, openLm, testText } from "../src/eval/load.js";
-import { jsonRows, main as evalMain } from "../src/eval/cli.js";
+import { evaluateLm, generate, nextWordLoss, perplexity, spreadPieces, timeSteps } from "../src/recurrent/eval.js";
+import { checkVocabulary, defaultModel, openLm, testText } from "../src/recurrent/open.js";
+import { jsonRows, main as evalMain } from "../src/cli/eval-lm.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 

@@ -83,3 +83,8 @@ test("gemm rejects bad arguments before running", async () => {
   assert.throws(() => rt.kernels.gemm(rt.heap.f32(8), new Float32Array(6), rt.heap.f32(12), 2, 4, 3, false, false, false),
     /A must be allocated in the runtime's heap/);
 });
+
+test("the pool dispatches what the kernel module exports, and names those exports when asked for another", async () => {
+  const [rt] = await testRuntimes();
+  assert.throws(() => rt.pool.run("gemm_f64", 1), /the kernel module exports no function gemm_f64 \(it has [a-z0-9_, ]*gemm_f32,/);
+});

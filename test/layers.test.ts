@@ -1,8 +1,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
-import { Stack, type StackConfig } from "../src/layers/stack.js";
-import { Lstm } from "../src/layers/lstm.js";
+import { Stack, type StackConfig } from "../src/recurrent/stack.js";
+import { Lstm } from "../src/recurrent/lstm.js";
 import { testRuntimes, label, assertClose } from "./helpers.js";
 import { GOLDEN_RNN, gruStep, lstmStep, randomWeights, torchFromOnnx } from "./reference-rnn.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";

@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main as tablesMain, type LmTables } from "../src/eval/tables.js";
-import { MODELS_DIR } from "../src/eval/load.js";
+import { main as tablesMain } from "../src/cli/tables-lm.js";
+import type { LmTables } from "../src/bench/tables-lm.js";
+import { MODELS_DIR } from "../src/recurrent/open.js";
 import { PNG_SIGNATURE } from "./helpers.js";
 
 const tmp = await mkdtemp(join(tmpdir(), "dualmodule-tables-"));

@@ -1,6 +1,6 @@
 // Training of the CNN: col2im against the adjoint of im2col, every gradient of the training-mode
 // ResNet-18 (both stems) against central finite differences of an independent float64 forward,
-// running statistics, evaluation mode against the folded inference network of src/cnn/resnet.ts,
+// running statistics, evaluation mode against the folded inference network of src/conv/resnet.ts,
 // the optimiser, a tiny MNIST run that learns, determinism, checkpoint/resume and the CLI's errors.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -9,15 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../src/util/random.js";
 import { patchGeometry } from "../src/kernels/conv.js";
-import { BN_EPS, runtimeBackend } from "../src/cnn/layers.js";
-import { type ResNetConfig, ResNet, allocateResNetWeights, blockSpecs, resnet18Small, resnetParameters, stemSpec } from "../src/cnn/resnet.js";
-import { BN_MOMENTUM, ResNetGraph, type TrainBackend, initResNetParams, parameterRole, referenceTrainBackend, trainBackend } from "../src/train/cnn-grad.js";
+import { BN_EPS, runtimeBackend } from "../src/conv/layers.js";
+import { type ResNetConfig, ResNet, allocateResNetWeights, blockSpecs, resnet18Small, resnetParameters, stemSpec } from "../src/conv/resnet.js";
+import { BN_MOMENTUM, ResNetGraph, type TrainBackend, initResNetParams, parameterRole, referenceTrainBackend, trainBackend } from "../src/conv/grad.js";
 import {
   CNN_TRAIN_DEFAULTS, type CnnTrainOptions, MAX_SHIFT, augmentedBatch, cnnResumePath, cosineLr, epochOrder, inferenceAccuracy,
   loadCnnResumable, sgdMomentumStep, trainCnn,
-} from "../src/train/cnn.js";
-import { main as trainCnnCli } from "../src/train/cnn-cli.js";
-import { loadResNet } from "../src/cnn/checkpoint.js";
+} from "../src/conv/train.js";
+import { main as trainCnnCli } from "../src/cli/train-cnn.js";
+import { loadResNet } from "../src/conv/checkpoint.js";
 import { type ImageSet, loadImageSet } from "../src/data/images.js";
 import { GEOMETRIES, assertClose, impls, label, testRuntimes } from "./helpers.js";
 
@@ -275,7 +275,7 @@ test("a training forward updates the running statistics as PyTorch (momentum 0.1
   assert.deepEqual(params, saved, "an evaluation forward must not change any parameter or statistic");
 });
 
-test("evaluation mode agrees with the BN-folded inference network of src/cnn/resnet.ts after training steps", async () => {
+test("evaluation mode agrees with the BN-folded inference network of src/conv/resnet.ts after training steps", async () => {
   const rt = (await testRuntimes())[1], be = trainBackend(rt);
   for (const c of [TINY[0], { ...TINY[0], imageSize: 28, width: 4, classes: 10 }]) {
     const N = 5, { params, grads, graph } = graphWith(be, c, N, 3);

@@ -14,8 +14,8 @@ import { encodeSafetensors } from "../src/io/safetensors.js";
 import { fromF16, toF16 } from "../src/io/fp16.js";
 import {
   type LmConfig, type LmParams, LmInference, initParams, layerInputSize, loadLm, paramCount, paramTable, saveLm, viewParams,
-} from "../src/models/lm.js";
-import { LmGraph, resumePath, sgdStep, trainLm, type LmData, type RunOptions } from "../src/train/lm.js";
+} from "../src/recurrent/lm.js";
+import { LmGraph, resumePath, sgdStep, trainLm, type LmData, type RunOptions } from "../src/recurrent/train.js";
 import { batchRng } from "../src/util/random.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
@@ -35,7 +35,7 @@ function makeGraph(rt: Runtime, c: LmConfig, T: number, B: number, dropout: numb
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Float64 reference forward, written from PyTorch's RNNModel rather than from src/train/lm.ts
+// Float64 reference forward, written from PyTorch's RNNModel rather than from src/recurrent/train.ts
 
 /**
  * Mean cross-entropy of one window: input/target (T, B) time-major, the state carried in per layer

@@ -1,7 +1,7 @@
 // The recurrent shapes the benchmarks run (the paper's), and their random models: PyTorch's
 // initialisation (uniform ±1/√H) and Gaussian step inputs. Benchmarks that use them say so.
-import type { StackConfig, LayerWeights } from "../layers/stack.js";
-import { gateCount, layerInput } from "../layers/stack.js";
+import type { StackConfig, LayerWeights } from "../recurrent/stack.js";
+import { gateCount, layerInput } from "../recurrent/stack.js";
 import { Rng } from "../util/random.js";
 
 export type CellName = "lstm" | "gru" | "gnmt-layer" | "gnmt-stack";

@@ -1,6 +1,7 @@
-// `dmi bench rnn`: per-step time at batch 1 of dense and dual-module recurrent cells at the paper's
-// shapes, against onnxruntime-node's dense cell on the same weights (the faster of its LSTM/GRU operator
-// and Gemm plus gate math), in one process.
+// The body of `dmi bench rnn` (src/cli/bench-rnn.ts) and of `dmi tables lm`'s paper rows: per-step
+// time at batch 1 of dense and dual-module recurrent cells at the paper's shapes, against
+// onnxruntime-node's dense cell on the same weights (the faster of its LSTM/GRU operator and Gemm
+// plus gate math), in one process.
 // Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
 // weights and thresholds calibrated to each ratio, not from random draws. Our variants of a shape
 // (per precision of the big weights: dense, the little module alone, each ratio) are timed in
@@ -8,22 +9,20 @@
 // machine falls on all of them alike (warm, each variant's steps go back to back: interleaved, the
 // other variants would evict its weights); they share the recurrent state, which changes the masks'
 // inputs a little but not what a step costs.
-import { parseArgs } from "node:util";
-import { Runtime } from "../runtime/runtime.js";
-import { Stack, type LayerWeights } from "../layers/stack.js";
-import type { BigBits } from "../layers/lstm.js";
-import { DualModel } from "../dual/dual.js";
-import { fitLittleModules } from "../dual/fit.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { Stack, type LayerWeights } from "../recurrent/stack.js";
+import type { BigBits } from "../recurrent/lstm.js";
+import { DualModel } from "../recurrent/dual.js";
+import { fitLittleModules } from "../recurrent/fit.js";
 import { OrtPeer } from "../onnx/peer.js";
-import { gruGemmModel, gruModel, lstmGemmModel, lstmModel, gnmtStackModel } from "../onnx/graphs.js";
-import { writeFileAtomic } from "../io/files.js";
+import { gruGemmModel, gruModel, lstmGemmModel, lstmModel, gnmtStackModel } from "../recurrent/onnx.js";
 import { Progress } from "../util/progress.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FLUSH_BYTES, formatTable, timeInterleaved, timeMedian, type Variant } from "./stats.js";
-import { benchInput, randomModel, selectShapes, type CellName, type Shape } from "./models.js";
-import { list, numbers } from "../cli/args.js";
+import { timeInterleaved, timeMedian, type Variant } from "../util/timing.js";
+import { formatTable } from "../util/table.js";
+import { benchInput, randomModel, type CellName, type Shape } from "./models.js";
 
-type Cache = "cold" | "warm";
+export type Cache = "cold" | "warm";
 
 export interface RnnBenchRow {
   /** big: the precision of the big weights (and of our dense step); the peer's cell is fp32. */
@@ -37,47 +36,6 @@ type OrtOp = "cell" | "gemm";
 
 const WARMUP = 10;
 const BIG_NAME = { 32: "f32", 8: "int8" } as const;
-
-export async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      cell: { type: "string" }, hidden: { type: "string" }, input: { type: "string" },
-      ratios: { type: "string", default: "0,0.1,0.3,0.5,0.7,0.9" }, threads: { type: "string", default: "1,2" },
-      cache: { type: "string", default: "cold,warm" }, steps: { type: "string", default: "100" },
-      "big-bits": { type: "string", default: "32,8" },
-      json: { type: "string" }, help: { type: "boolean" },
-    },
-  });
-  if (values.help) {
-    console.log(`dmi bench rnn [--cell lstm,gru,gnmt-layer,gnmt-stack] [--hidden N,..] [--input N,..]
-  [--ratios 0,0.1,0.3,0.5,0.7,0.9] [--threads 1,2] [--cache cold,warm] [--steps 100] [--big-bits 32,8] [--json FILE]
---big-bits: precision of the big weights; 8 (INT8, LSTM cells only) adds rows labelled int8.`);
-    return;
-  }
-  const shapes = selectShapes(list(values.cell), numbers(values.hidden, "hidden"), numbers(values.input, "input"));
-  const ratios = numbers(values.ratios, "ratios")!;
-  for (const r of ratios) if (!(r >= 0 && r < 1)) throw new Error(`--ratios: ${r} is outside [0, 1)`);
-  const threads = numbers(values.threads, "threads")!;
-  const caches = list(values.cache)! as Cache[];
-  for (const c of caches) if (c !== "cold" && c !== "warm") throw new Error(`--cache: ${c} is not cold or warm`);
-  const bigBits = numbers(values["big-bits"], "big-bits")!;
-  for (const b of bigBits) if (b !== 32 && b !== 8) throw new Error(`--big-bits: ${b} is not 32 or 8`);
-  const steps = Number(values.steps);
-  if (!Number.isInteger(steps) || steps < 5) throw new Error("--steps must be an integer ≥ 5");
-
-  const rt = await Runtime.create({ threads: Math.max(...threads) });
-  console.error(`dmi bench rnn: ${rt.variant} build, up to ${rt.threads} threads; random weights; ${steps} steps per median`);
-  const rows: RnnBenchRow[] = [];
-  try {
-    const flush = rt.heap.f32(FLUSH_BYTES / 4);
-    for (const shape of shapes) rows.push(...(await benchShape(rt, shape, ratios, threads, caches, steps, bigBits as BigBits[], flush)));
-  } finally {
-    await rt.close();
-  }
-  console.log(formatRows(rows));
-  if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
-}
 
 export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
                                  steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
@@ -176,7 +134,7 @@ async function ortCells(shape: Shape, weights: LayerWeights[], threads: number):
   return { peers, feeds, load: (x) => feeds.x.set(x) };
 }
 
-function formatRows(rows: RnnBenchRow[]): string {
+export function formatRnnRows(rows: RnnBenchRow[]): string {
   return formatTable(
     ["cell", "H", "E", "big", "ratio", "achieved", "threads", "cache", "dense ms", "ort ms", "ort op", "dual ms", "x dense", "x ort", "little %", "MB dense", "MB dual"],
     rows.map((r) => [

@@ -27,9 +27,6 @@ export interface ImageSet {
   labels: Uint8Array;
 }
 
-/** Fashion-MNIST's class names, by label. */
-export const FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-
 const FASHION_DIRS = [
   "/usr/share/datasets/fashion-mnist",
   join(fileURLToPath(new URL("../../../.cache/fashion-mnist", import.meta.url)), "usr/share/datasets/fashion-mnist"),

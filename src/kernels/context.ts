@@ -6,8 +6,31 @@ import type { Pool } from "../runtime/pool.js";
 /** Below this many multiply-adds a kernel runs on the calling thread: waking workers would cost more. */
 export const PARALLEL_MIN_WORK = 1 << 16;
 
+/**
+ * The largest shapes the wrappers' scratch buffers are sized for, allocated once when the kernels
+ * are made (RuntimeOptions.limits): a larger shape is an error naming the limit, never a silent
+ * reallocation on the hot path.
+ */
+export interface KernelLimits {
+  /** Output channels K of a dual-module convolution (convSensitive's per-thread cursors). */
+  convChannels: number;
+  /** Output positions OH·OW of a dual-module convolution (im2rowSensitive's per-thread marks). */
+  convPositions: number;
+}
+
+/** Enough for ResNet-18 at ImageNet's 224×224 at any width up to 8×: a few hundred KiB per thread. */
+export const DEFAULT_LIMITS: KernelLimits = { convChannels: 4096, convPositions: 224 * 224 };
+
 export class WasmContext {
-  constructor(readonly heap: Heap, readonly pool: Pool) {}
+  constructor(readonly heap: Heap, readonly pool: Pool, readonly limits: KernelLimits = DEFAULT_LIMITS) {}
+
+  /** Throws if `value` outgrows the scratch sized for limits[limit]. */
+  within(kernel: string, limit: keyof KernelLimits, value: number): void {
+    if (value > this.limits[limit]) {
+      throw new RangeError(`${kernel}: ${limit} ${value} exceeds ${this.limits[limit]}, the limit its scratch was sized for: `
+        + `create the Runtime with { limits: { ${limit}: ${value} } } or more`);
+    }
+  }
 
   /** The byte offset of a heap array (0 for null): only after the shared checks have passed. */
   ptr(kernel: string, name: string, a: ArrayBufferView | null): number {

@@ -221,8 +221,8 @@ export const convReference: ConvKernels = {
 // ---- WebAssembly ----
 
 export function convWasm(ctx: WasmContext): ConvKernels {
-  // convSensitive's per-thread cursors, grown to the widest convolution seen (then reused).
-  let sensitiveScratch = ctx.heap.u8(0), scratchK = 0;
+  // convSensitive's per-thread cursors, for up to limits.convChannels output channels.
+  const sensitiveScratch = ctx.heap.u8(ctx.pool.call("conv_sensitive_scratch", ctx.limits.convChannels) * ctx.pool.threads);
   const geometry = (g: PatchGeometry) =>
     [g.C, g.H, g.W, g.R, g.S, g.strideH, g.strideW, g.padTop, g.padLeft, g.OH, g.OW] as const;
   return {
@@ -255,11 +255,7 @@ export function convWasm(ctx: WasmContext): ConvKernels {
     convSensitive(y, weight, patches, bias, idx, count, K, P, CRS) {
       const k = "convSensitive";
       checkSensitive(k, y, weight, patches, bias, idx, count, K, P, CRS);
-      if (K > scratchK) {
-        ctx.heap.release(sensitiveScratch);
-        sensitiveScratch = ctx.heap.u8(ctx.pool.call("conv_sensitive_scratch", K) * ctx.pool.threads);
-        scratchK = K;
-      }
+      ctx.within(k, "convChannels", K);
       ctx.pool.run("conv_sensitive_f32", ctx.threadsFor(count * CRS), ctx.ptr(k, "y", y), ctx.ptr(k, "weight", weight),
         ctx.ptr(k, "patches", patches), ctx.ptr(k, "bias", bias), ctx.ptr(k, "idx", idx), count, K, P, CRS,
         sensitiveScratch.byteOffset);

@@ -4,7 +4,7 @@
 // Each kernel has a plain TypeScript twin (the reference) and a WebAssembly SIMD version.
 import * as check from "./check.js";
 import type { WasmContext } from "./context.js";
-import type { KernelName } from "../runtime/kernel-names.js";
+import type { KernelName } from "../runtime/pool.js";
 
 export interface ElementwiseKernels {
   /**

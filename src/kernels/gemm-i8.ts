@@ -168,8 +168,8 @@ export const gemmI8Reference: GemmI8Kernels = {
 // ---- WebAssembly ----
 
 export function gemmI8Wasm(ctx: WasmContext): GemmI8Kernels {
-  // im2rowSensitive's per-thread position marks, grown to the most positions seen (then reused).
-  let marks = ctx.heap.u8(0), marksP = 0;
+  // im2rowSensitive's per-thread position marks, for up to limits.convPositions positions.
+  const marks = ctx.heap.u8(ctx.limits.convPositions * ctx.pool.threads);
   return {
     gemmI8(Y, Wq, wScales, Xq, xScales, perColumn, bias, M, N, K) {
       const k = "gemmI8";
@@ -194,12 +194,7 @@ export function gemmI8Wasm(ctx: WasmContext): GemmI8Kernels {
     im2rowSensitive(patches, x, g, idx, count, K) {
       const k = "im2rowSensitive";
       checkIm2rowSensitive(k, patches, x, g, idx, count, K);
-      const P = g.OH * g.OW;
-      if (P > marksP) {
-        ctx.heap.release(marks);
-        marks = ctx.heap.u8(P * ctx.pool.threads);
-        marksP = P;
-      }
+      ctx.within(k, "convPositions", g.OH * g.OW);
       ctx.pool.run("im2row_sensitive_f32", ctx.threadsFor(count * g.C * g.R * g.S / K), ctx.ptr(k, "patches", patches), ctx.ptr(k, "x", x),
         g.C, g.H, g.W, g.R, g.S, g.strideH, g.strideW, g.padTop, g.padLeft, g.OH, g.OW, ctx.ptr(k, "idx", idx), count, marks.byteOffset);
     },

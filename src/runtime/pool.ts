@@ -2,8 +2,11 @@
 // does its own share; workers wake on an Atomics counter, run the same exported kernel with their
 // (tid, nth), and count themselves done. No messages on the hot path, no locks inside kernels.
 import { Worker } from "node:worker_threads";
-import type { KernelName } from "./kernel-names.js";
-import { KERNEL_NAMES } from "./kernel-names.js";
+import { kernelNames } from "./wasm.js";
+
+/** A function exported by assembly/index.ts. The pool's table comes from the compiled module (see
+ *  kernelNames), so a name it lacks is an error at the first call, naming what the module has. */
+export type KernelName = string;
 
 // Control block layout (Int32 slots), followed by the argument slots (Float64).
 export const CTL = { generation: 0, done: 1, kernel: 2, nth: 3, stop: 4, failed: 5, argc: 6 } as const;
@@ -19,13 +22,17 @@ export class Pool {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly fns: KernelFn[];
+  /** Kernel name → index into fns, the index the workers receive. */
+  private readonly ids: Map<KernelName, number>;
   private activeThreads: number;
 
   private constructor(readonly threads: number, private readonly workers: Worker[], shared: SharedArrayBuffer,
-                      exports: WebAssembly.Exports) {
+                      module: WebAssembly.Module, exports: WebAssembly.Exports) {
     this.ctl = new Int32Array(shared, 0, CTL_INTS);
     this.args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
-    this.fns = KERNEL_NAMES.map((n) => exports[n] as KernelFn);
+    const names = kernelNames(module);
+    this.fns = names.map((n) => exports[n] as KernelFn);
+    this.ids = new Map(names.map((n, i) => [n, i]));
     this.activeThreads = threads;
   }
 
@@ -53,7 +60,7 @@ export class Pool {
       w.unref(); // a sleeping pool never keeps the process alive
       workers.push(w);
     }
-    return new Pool(threads, workers, shared, exports);
+    return new Pool(threads, workers, shared, module, exports);
   }
 
   /**
@@ -62,7 +69,7 @@ export class Pool {
    * must never be given pointers outside its buffers.
    */
   run(name: KernelName, nth: number, ...args: number[]): void {
-    const id = KERNEL_NAMES.indexOf(name);
+    const id = this.id(name);
     if (nth <= 1 || this.workers.length === 0) {
       this.fns[id](...args, 0, 1);
       return;
@@ -97,7 +104,15 @@ export class Pool {
    * Such exports take only their own arguments, no (tid, nth).
    */
   call(name: KernelName, ...args: number[]): number {
-    return this.fns[KERNEL_NAMES.indexOf(name)](...args) as unknown as number;
+    return this.fns[this.id(name)](...args) as unknown as number;
+  }
+
+  private id(name: KernelName): number {
+    const id = this.ids.get(name);
+    if (id === undefined) {
+      throw new Error(`Pool: the kernel module exports no function ${name} (it has ${[...this.ids.keys()].join(", ")}); add it to assembly/index.ts and run 'npm run build'`);
+    }
+    return id;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@ import { availableParallelism } from "node:os";
 import { Heap } from "./heap.js";
 import { Pool } from "./pool.js";
 import { compileKernels, createMemory, instantiateKernels, pickVariant, type SimdVariant } from "./wasm.js";
-import { WasmContext } from "../kernels/context.js";
+import { DEFAULT_LIMITS, type KernelLimits, WasmContext } from "../kernels/context.js";
 import { type Kernels, wasmKernels } from "../kernels/index.js";
 
 export interface RuntimeOptions {
@@ -12,6 +12,8 @@ export interface RuntimeOptions {
   threads?: number;
   /** Which kernel build: 'auto' takes relaxed SIMD when the runtime validates it. Default 'auto'. */
   simd?: SimdVariant | "auto";
+  /** The largest shapes the kernels' scratch serves, allocated once at start-up. Default DEFAULT_LIMITS. */
+  limits?: Partial<KernelLimits>;
 }
 
 /** Bytes below this offset belong to the kernel module itself (it has no data, but keep a margin). */
@@ -26,13 +28,17 @@ export class Runtime {
     if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
       throw new RangeError(`Runtime: threads must be an integer from 1 to 64, got ${threads}`);
     }
+    const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`Runtime: limits.${name} must be an integer ≥ 1, got ${value}`);
+    }
     const variant = pickVariant(options.simd ?? "auto");
     const module = await compileKernels(variant);
     const memory = createMemory(17);
     const exports = instantiateKernels(module, memory);
     const heap = new Heap(memory, RESERVED_BYTES);
     const pool = await Pool.create(threads, module, memory, exports);
-    return new Runtime(variant, threads, heap, pool, wasmKernels(new WasmContext(heap, pool)));
+    return new Runtime(variant, threads, heap, pool, wasmKernels(new WasmContext(heap, pool, limits)));
   }
 
   close(): Promise<void> { return this.pool.close(); }

@@ -54,6 +54,15 @@ export function createMemory(initialPages: number): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: initialPages, maximum: 65536, shared: true });
 }
 
+/**
+ * The functions the kernel module exports (assembly/index.ts), in the module's order: the pool's
+ * dispatch table, read from the compiled module by the calling thread and every worker alike, so it
+ * cannot drift from the AssemblyScript source.
+ */
+export function kernelNames(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
+}
+
 export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): WebAssembly.Exports {
   return new WebAssembly.Instance(module, { env: { memory } }).exports;
 }

@@ -2,14 +2,13 @@
 // next generation, run its share of the kernel, count itself done. See pool.ts for the protocol.
 import { parentPort, workerData } from "node:worker_threads";
 import { CTL, CTL_INTS, MAX_ARGS, SPIN_ITERATIONS } from "./pool.js";
-import { KERNEL_NAMES } from "./kernel-names.js";
-import { instantiateKernels } from "./wasm.js";
+import { instantiateKernels, kernelNames } from "./wasm.js";
 
 const { tid, module, memory, shared } = workerData as {
   tid: number; module: WebAssembly.Module; memory: WebAssembly.Memory; shared: SharedArrayBuffer;
 };
 const exports = instantiateKernels(module, memory);
-const fns = KERNEL_NAMES.map((n) => exports[n] as (...a: number[]) => void);
+const fns = kernelNames(module).map((n) => exports[n] as (...a: number[]) => void);
 const ctl = new Int32Array(shared, 0, CTL_INTS);
 const args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
 parentPort!.postMessage("ready");

@@ -1,0 +1,266 @@
+// `dmi eval cnn`: the dual-module ResNet-18 against the dense one and onnxruntime-node's, batch 1, on
+// MNIST or Fashion-MNIST test images:
+//   accuracy:    top-1 of both, and how often they agree;
+//   operations:  dense, big, little at its precision and in FP32 equivalents, projection additions,
+//                and the achieved insensitive ratio of every layer;
+//   wall-clock:  per image at each thread count, dense and dual timed in interleaved rounds
+//                (repeated, to show the machine's noise), onnxruntime in a block of its own, and where
+//                the dual module's time goes;
+//   figures:     the paper's Figures 3 and 4 for one layer (--figures DIR).
+// Weights from a checkpoint (`dmi train cnn`), or random (He init, random batch norms: then top-1
+// means nothing and the rows say "random").
+import { parseArgs } from "node:util";
+import { mkdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import { Runtime } from "../runtime/runtime.js";
+import { type ResNetConfig, type ResNetWeights, randomResNetWeights, describe, resnet18ImageNet, resnet18Small } from "../conv/resnet.js";
+import { loadResNet } from "../conv/checkpoint.js";
+import { DualResNet } from "../conv/dual.js";
+import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveOutput, type LittleConvOptions,
+  runtimeDualBackend } from "../conv/dual-conv.js";
+import { loadDualResNet } from "../conv/dual-checkpoint.js";
+import { accuracy, inputImages, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
+import { IMAGE_DATASETS, type ImageDataset, type ImageSet, loadImageSet } from "../data/images.js";
+import { writeFileAtomic } from "../io/files.js";
+import { median } from "../util/timing.js";
+import { formatTable } from "../util/table.js";
+import { featureMapsSpec, outputHistogramSpec, type FeatureMap } from "../plot/figures.js";
+import { renderPng } from "../plot/render.js";
+import { integer, numbers } from "./args.js";
+
+/** One (mode, ratio, threads) operating point. The first fields are the issue's schema; MACs are per image. */
+export interface CnnEvalRow {
+  model: string; dataset: ImageDataset; ratio: number; achieved_ratio: number; top1: number; top1_dense: number;
+  /** Dense network; big module plus the dense-only parts (stem, shortcuts, classifier); little module at its precision. */
+  macs_dense: number; macs_big: number; macs_little: number;
+  /** macs_dense / (macs_big + macs_little · bits/32 + projection additions). */
+  ops_reduction_fp32eq: number;
+  dense_ms: number; dual_ms: number; ort_ms: number | null; threads: number;
+  weights: "random" | "checkpoint"; width: number; mode: InsensitiveOutput; projection: ConvProjection; k: number[]; bits: number;
+  achieved_per_layer: { name: string; ratio: number }[];
+  test_images: number; agreement: number;
+  macs_little_fp32eq: number; projection_adds: number; ops_reduction_fp32eq_no_projection: number;
+  /** Per-image medians of each repeat (dense_ms and dual_ms are their medians): their spread is the machine's noise. */
+  dense_ms_repeats: number[]; dual_ms_repeats: number[];
+  /** Where the dual network's time goes, per image (separate runs: a profile reads the clock between kernels). */
+  profile_ms: DualProfile;
+}
+
+const HELP = `dmi eval cnn [--checkpoint FILE | --dual FILE | --width 16 --size 28] [--dataset D] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
+             [--projection channel|patch] [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--test N]
+             [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
+             [--figures DIR] [--figure-layer layer1.0.conv1] [--figure-ratio 0.8]
+  Dual-module ResNet-18 (28×28 stem) against the dense network and onnxruntime-node's, batch 1.
+  Little modules are fitted on the first --fit training images, thresholds calibrated per layer on
+  the next --calibrate training images, and top-1 measured on the first --test test images (default
+  all). --dataset defaults to the checkpoint's. Without --checkpoint the weights are random, and
+  --size 224 takes torchvision's ResNet-18 at ImageNet's shape (224×224×3, 1000 classes), fed the
+  digits upscaled and repeated over three channels (for operations and timing; top-1 means nothing).
+  --dual: a network saved by \`dmi fit cnn\`, at its saved mode and ratio (no fit, no calibration).
+  Insensitive outputs are 0 (mode "zero") or the ReLU of the little module's estimate ("little").
+  Timing per thread count: dense and dual alternate on --timed test images for --rounds rounds, the
+  per-image median taken --repeats times; onnxruntime (same weights) in a block of its own.
+  --figures: Figure 3 (histogram of a layer's pre-activations, big vs little) and Figure 4 (its
+  feature maps, big vs little, and which outputs are sensitive) at --figure-ratio, as PNG.
+  --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).`;
+
+/** The options of `eval cnn` and `fit cnn` that choose the network, its images and the little modules. */
+export const NETWORK_OPTIONS = {
+  checkpoint: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
+  projection: { type: "string", default: "channel" }, k: { type: "string" }, bits: { type: "string", default: "8" },
+  fit: { type: "string", default: "200" }, calibrate: { type: "string", default: "200" },
+} as const;
+
+type NetworkValues = { [K in keyof typeof NETWORK_OPTIONS]?: string };
+
+/** A ResNet to make dual, its images, and the little-module options, from NETWORK_OPTIONS. */
+export interface OpenedNetwork {
+  config: ResNetConfig; weights: ResNetWeights; model: string; weightsKind: "random" | "checkpoint"; dataset: ImageDataset;
+  little: LittleConvOptions; fitImages: Float32Array[]; calImages: Float32Array[]; test: ImageSet;
+}
+
+export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork> {
+  const projection = values.projection as ConvProjection;
+  if (projection !== "channel" && projection !== "patch") throw new Error(`--projection: ${projection} must be channel or patch`);
+  const bits = integer("bits", values.bits, 4) as ConvBits;
+  if (bits !== 8 && bits !== 4) throw new Error(`--bits: ${bits} must be 8 or 4`);
+  const k = values.k === undefined ? undefined : integer("k", values.k, 1);
+  const fit = integer("fit", values.fit, 1), calibrate = integer("calibrate", values.calibrate, 1);
+  let config: ResNetConfig, weights: ResNetWeights, model: string, savedDataset: string | undefined;
+  if (values.checkpoint) {
+    if (values.size !== undefined) throw new Error("--size is for random weights: a checkpoint has its own input shape");
+    const loaded = await loadResNet(values.checkpoint);
+    ({ config, weights } = loaded);
+    model = basename(values.checkpoint).replace(/\.safetensors$/, "");
+    savedDataset = loaded.notes.dataset;
+  } else {
+    const width = integer("width", values.width, 1), size = integer("size", values.size, 28, 28);
+    if (size !== 28 && size !== 224) throw new Error(`--size: ${size} must be 28 (the 28×28 stem) or 224 (ImageNet's shape)`);
+    config = size === 28 ? resnet18Small(width) : resnet18ImageNet(width);
+    weights = randomResNetWeights(config, 1);
+    model = `resnet18-w${width}-${size}px-random`;
+  }
+  const dataset = datasetOf(values.dataset ?? savedDataset);
+  const train = loadImageSet(dataset, "train"), test = loadImageSet(dataset, "test");
+  if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} training images`);
+  return {
+    config, weights, model, weightsKind: values.checkpoint ? "checkpoint" : "random", dataset, little: { projection, k, bits },
+    fitImages: inputImages(train, 0, fit, config), calImages: inputImages(train, fit, calibrate, config), test,
+  };
+}
+
+function datasetOf(name: string | undefined): ImageDataset {
+  const dataset = (name ?? "mnist") as ImageDataset;
+  if (!IMAGE_DATASETS.includes(dataset)) throw new Error(`--dataset: ${dataset} must be one of ${IMAGE_DATASETS.join(", ")}`);
+  return dataset;
+}
+
+/** Fits the little modules of `net` on `images`, saying how well they fit. */
+export function fitLogged(net: DualResNet, images: Float32Array[]): void {
+  const started = performance.now();
+  const fit = net.fit(images);
+  console.error(`fit on ${images.length} images in ${((performance.now() - started) / 1000).toFixed(1)} s; k per layer ${fit.map((f) => f.k).join(",")}; `
+    + `train 1 − R² ${fit.map((f) => f.relativeError.toFixed(3)).join(" ")}`);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...NETWORK_OPTIONS, dual: { type: "string" },
+      modes: { type: "string", default: "zero,little" }, ratios: { type: "string", default: "0.5,0.7,0.8,0.9" }, test: { type: "string" },
+      threads: { type: "string", default: "1,2" }, timed: { type: "string", default: "30" }, rounds: { type: "string", default: "3" },
+      repeats: { type: "string", default: "3" }, json: { type: "string" },
+      figures: { type: "string" }, "figure-layer": { type: "string", default: "layer1.0.conv1" }, "figure-ratio": { type: "string", default: "0.8" },
+      help: { type: "boolean" },
+    },
+  });
+  if (values.help) { console.log(HELP); return; }
+  const modes = values.modes.split(",") as InsensitiveOutput[];
+  for (const m of modes) if (m !== "zero" && m !== "little") throw new Error(`--modes: ${m} must be zero or little`);
+  const ratios = numbers(values.ratios, "ratios")!;
+  const figureRatio = numbers(values["figure-ratio"], "figure-ratio")![0];
+  for (const r of [...ratios, figureRatio]) if (!(r >= 0 && r < 1)) throw new Error(`--ratios, --figure-ratio: ${r} must be in [0, 1)`);
+  const figureLayer = values["figure-layer"];
+  if (!/^layer[1-4]\.[01]\.conv[12]$/.test(figureLayer)) throw new Error(`--figure-layer: ${figureLayer} is not a dual layer; they are layerS.B.convJ with stage S 1–4, block B 0–1, J 1–2`);
+  const counts = { timed: integer("timed", values.timed, 1), rounds: integer("rounds", values.rounds, 1), repeats: integer("repeats", values.repeats, 1) };
+  const threadCounts = numbers(values.threads, "threads")!;
+  for (const t of threadCounts) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: ${t} must be a positive integer`);
+  if (values.dual && values.checkpoint) throw new Error("--dual and --checkpoint: give one (a dual-module file holds its ResNet)");
+
+  const rt = await Runtime.create({ threads: Math.max(...threadCounts) });
+  const rows: CnnEvalRow[] = [];
+  try {
+    const be = runtimeDualBackend(rt);
+    // Either a saved dual network at its one operating point, or one fitted here and calibrated at each ratio.
+    let net: DualResNet, weights: ResNetWeights, model: string, dataset: ImageDataset, test: ImageSet, calImages: Float32Array[] | null;
+    let points: { mode: InsensitiveOutput; ratio: number }[], weightsKind: "random" | "checkpoint";
+    if (values.dual) {
+      const loaded = await loadDualResNet(be, values.dual);
+      ({ net, weights } = loaded);
+      model = basename(values.dual).replace(/\.safetensors$/, "");
+      dataset = datasetOf(values.dataset ?? loaded.notes.dataset);
+      test = loadImageSet(dataset, "test");
+      calImages = null;
+      points = [{ mode: net.mode, ratio: loaded.ratio }];
+      weightsKind = "checkpoint";
+    } else {
+      const opened = await openNetwork(values);
+      ({ weights, model, dataset, test, calImages, weightsKind } = opened);
+      net = new DualResNet(be, opened.config, weights, opened.little);
+      fitLogged(net, opened.fitImages);
+      points = modes.flatMap((mode) => ratios.map((ratio) => ({ mode, ratio })));
+    }
+    const config = net.config;
+    const testCount = values.test === undefined ? test.count : integer("test", values.test, 1);
+    if (testCount > test.count) throw new Error(`--test ${testCount} exceeds the ${test.count} test images`);
+    const testImages = inputImages(test, 0, testCount, config), labels = test.labels.subarray(0, testCount);
+    const timedImages = testImages.slice(0, counts.timed);
+    console.error(`${describe(config)}, ${values.dual ?? values.checkpoint ?? "random weights"}, ${dataset}; ${rt.variant} build, threads ${threadCounts.join(",")}`);
+    const denseTop = predict(net.dense, testImages, "dense");
+    const top1Dense = accuracy(denseTop, labels);
+    const ortMs = await timeOrt(config, weights, net.dense, timedImages, threadCounts, rt);
+    for (const { mode, ratio } of points) {
+      net.mode = mode;
+      if (calImages) net.calibrate(calImages, ratio);
+      const dualTop = predict(net, testImages, `${mode} ${ratio}`);
+      const report = net.report(), little = net.layers[0].dual.little;
+      for (const threads of threadCounts) {
+        rt.pool.active = threads;
+        const { denseMs, dualMs, profile } = await timeDenseAndDual(net, timedImages, counts);
+        rows.push({
+          model, dataset, ratio, achieved_ratio: report.insensitiveRatio, top1: accuracy(dualTop, labels), top1_dense: top1Dense,
+          macs_dense: report.macsDenseNetwork, macs_big: report.macsBig + report.macsDenseOnly, macs_little: report.macsLittle,
+          ops_reduction_fp32eq: report.opsReductionFp32eq,
+          dense_ms: median(denseMs), dual_ms: median(dualMs), ort_ms: ortMs.get(threads) ?? null, threads,
+          weights: weightsKind, width: config.width, mode, projection: little.projection, k: report.layers.map((l) => l.k), bits: little.bits,
+          achieved_per_layer: report.layers.map((l) => ({ name: l.name, ratio: l.insensitiveRatio })),
+          test_images: testCount, agreement: accuracy(dualTop, denseTop),
+          macs_little_fp32eq: report.macsLittleFp32eq, projection_adds: report.projectionAdds,
+          ops_reduction_fp32eq_no_projection: report.opsReductionFp32eqNoProjection,
+          dense_ms_repeats: denseMs, dual_ms_repeats: dualMs, profile_ms: profile,
+        });
+      }
+      rt.pool.active = rt.threads;
+    }
+    if (values.figures) {
+      mkdirSync(values.figures, { recursive: true });
+      if (calImages) net.calibrate(calImages, figureRatio);
+      await figures(net, testImages, values.figures, figureLayer, `${model}, ${figureLayer}, insensitive ratio ${calImages ? figureRatio : points[0].ratio}`);
+    }
+  } finally {
+    await rt.close();
+  }
+  console.log(formatRows(rows));
+  console.log(`\nachieved insensitive ratio per layer (threads ${threadCounts[0]} rows):\n${formatLayers(rows.filter((r) => r.threads === threadCounts[0]))}`);
+  if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
+}
+
+/** Figures 3 and 4 for one dual layer at its current threshold. */
+async function figures(net: DualResNet, testImages: Float32Array[], dir: string, layerName: string, what: string): Promise<void> {
+  const index = net.layers.findIndex((l) => l.name === layerName);
+  const { dual } = net.layers[index], K = dual.K, P = dual.P, side = Math.round(Math.sqrt(P));
+  const threshold = dual.threshold, shown = testImages.slice(0, 16);
+  const big = new Float32Array(shown.length * K * P), little = new Float32Array(big.length);
+  shown.forEach((x, i) => {
+    const pre = net.preActivations(x, index);
+    big.set(pre.big, i * K * P);
+    little.set(pre.little, i * K * P);
+  });
+  await renderPng(outputHistogramSpec(big, little, threshold, `Figure 3: pre-activations of ${what} (${shown.length} test images)`),
+    join(dir, "figure3.png"));
+  // The first test image's first channels: exact ReLU output, the little module's, and the mask.
+  const maps: FeatureMap[] = [];
+  for (let c = 0; c < Math.min(K, 4); c++) {
+    const at = (a: Float32Array, f: (v: number) => number) => Float32Array.from(a.subarray(c * P, (c + 1) * P), f);
+    maps.push({ row: "big", channel: c, height: side, width: side, data: at(big, (v) => Math.max(0, v)) });
+    maps.push({ row: "little", channel: c, height: side, width: side, data: at(little, (v) => Math.max(0, v)) });
+    maps.push({ row: "sensitive", channel: c, height: side, width: side, data: at(little, (v) => (v > threshold ? 1 : 0)) });
+  }
+  await renderPng(featureMapsSpec(maps, `Figure 4: feature maps of ${what} (first test image)`), join(dir, "figure4.png"));
+  console.error(`wrote ${join(dir, "figure3.png")} and ${join(dir, "figure4.png")}`);
+}
+
+function formatRows(rows: CnnEvalRow[]): string {
+  const m = (v: number) => (v / 1e6).toFixed(2);
+  const spread = (a: number[]) => `${Math.min(...a).toFixed(2)}–${Math.max(...a).toFixed(2)}`;
+  return formatTable(
+    ["mode", "weights", "ratio", "achieved", "top1", "dense top1", "agree", "MMAC dense", "big", "little", "little fp32eq", "proj adds",
+      "ops red.", "threads", "dense ms", "dual ms", "ort ms", "× dense", "dense range", "dual range",
+      "im2row", "little", "select", "big ms", "rest", "dense parts"],
+    rows.map((r) => [
+      r.mode, r.weights, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3),
+      (100 * r.top1).toFixed(2), (100 * r.top1_dense).toFixed(2), r.agreement.toFixed(3),
+      m(r.macs_dense), m(r.macs_big), m(r.macs_little), m(r.macs_little_fp32eq), m(r.projection_adds),
+      r.ops_reduction_fp32eq.toFixed(2), r.threads, r.dense_ms.toFixed(2), r.dual_ms.toFixed(2), r.ort_ms === null ? "-" : r.ort_ms.toFixed(2),
+      (r.dense_ms / r.dual_ms).toFixed(2), spread(r.dense_ms_repeats), spread(r.dual_ms_repeats),
+      r.profile_ms.im2row.toFixed(2), r.profile_ms.little.toFixed(2), r.profile_ms.select.toFixed(2), r.profile_ms.big.toFixed(2),
+      r.profile_ms.rest.toFixed(2), r.profile_ms.dense.toFixed(2),
+    ]), 4);
+}
+
+function formatLayers(rows: CnnEvalRow[]): string {
+  if (rows.length === 0) return "";
+  return formatTable(["layer", ...rows.map((r) => `${r.mode} ${r.ratio}`)],
+    rows[0].achieved_per_layer.map((l, i) => [l.name, ...rows.map((r) => r.achieved_per_layer[i].ratio.toFixed(3))]), 1);
+}

@@ -1,0 +1,68 @@
+// `dmi tables lm`: the paper's language-model tables and Figures 1–2 for one checkpoint, written as
+// Markdown, JSON and PNG. What each table measures, and how, is in src/bench/tables-lm.ts.
+import { parseArgs } from "node:util";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Runtime } from "../runtime/runtime.js";
+import { writeFileAtomic } from "../io/files.js";
+import { DEFAULT_MAX_TOKENS } from "../recurrent/eval.js";
+import { openLm } from "../recurrent/open.js";
+import { formatTables, runTables } from "../bench/tables-lm.js";
+import { integer, numbers } from "./args.js";
+
+const USAGE = `dmi tables lm --model FILE --out DIR [options]
+  --compare FILE     a dense model of about half the hidden size, for the similar-traffic comparison
+  --test-tokens N    test tokens each perplexity is measured on (20000; the first ones of the split)
+  --train-tokens N   training tokens the little modules are fitted on (${DEFAULT_MAX_TOKENS.train})
+  --valid-tokens N   validation tokens the thresholds are calibrated on (${DEFAULT_MAX_TOKENS.valid})
+  --steps N          cell steps per timing median (100)
+  --paper-widths L   hidden sizes of the paper's table to time the same cell at, random weights (750,1500; none)
+  --threads N        kernel threads (one per core)
+Writes DIR/tables.md, DIR/tables.json, DIR/figure1.png (insensitive regions) and DIR/figure2.png
+(sensitivity map over 35 steps for two inputs).`;
+
+export async function main(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" }, out: { type: "string" }, compare: { type: "string" }, "test-tokens": { type: "string" },
+      "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, steps: { type: "string" },
+      threads: { type: "string" }, "paper-widths": { type: "string" }, help: { type: "boolean" },
+    },
+  });
+  if (v.help) { console.log(USAGE); return; }
+  if (!v.model || !v.out) throw new Error(`--model FILE and --out DIR are required\n${USAGE}`);
+  const testTokens = integer("test-tokens", v["test-tokens"], 2, 20_000), steps = integer("steps", v.steps, 5, 100);
+  const trainTokens = integer("train-tokens", v["train-tokens"], 2, DEFAULT_MAX_TOKENS.train);
+  const validTokens = integer("valid-tokens", v["valid-tokens"], 2, DEFAULT_MAX_TOKENS.valid);
+  if (v.compare && !existsSync(v.compare)) throw new Error(`--compare ${v.compare}: no such file`);
+  const paperWidths = paperWidthList(v["paper-widths"]);
+  mkdirSync(v.out, { recursive: true });
+
+  const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
+  try {
+    const say = (m: string) => console.error(m);
+    const opened = await openLm(rt, v.model, undefined, say);
+    const smaller = v.compare ? await openLm(rt, v.compare, opened.corpus.name, say) : null;
+    const tables = await runTables(rt, opened, smaller, { testTokens, trainTokens, validTokens, steps, paperWidths }, v.out);
+    const md = formatTables(tables);
+    await writeFileAtomic(join(v.out, "tables.md"), new TextEncoder().encode(md));
+    await writeFileAtomic(join(v.out, "tables.json"), new TextEncoder().encode(JSON.stringify(tables, null, 1) + "\n"));
+    console.log(md);
+    console.error(`wrote ${join(v.out, "tables.md")}, tables.json, figure1.png, figure2.png`);
+  } finally {
+    await rt.close();
+  }
+}
+
+const PAPER_WIDTHS = [750, 1500];
+
+function paperWidthList(value: string | undefined): number[] {
+  if (value === "none") return [];
+  const widths = numbers(value, "paper-widths") ?? PAPER_WIDTHS;
+  for (const w of widths) {
+    if (!PAPER_WIDTHS.includes(w)) throw new Error(`--paper-widths: ${w} is not one of the paper's widths (${PAPER_WIDTHS.join(", ")}); or pass none`);
+  }
+  return widths;
+}
+
