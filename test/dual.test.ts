@@ -9,7 +9,7 @@ import { saveDualModel, loadDualModel } from "../src/recurrent/dual-checkpoint.j
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
 import { writeFileAtomic } from "../src/io/files.js";
 import { fromF16, toF16 } from "../src/io/fp16.js";
-import { LittleModule } from "../src/recurrent/little.js";
+import { LittleModule, RandomProjector } from "../src/recurrent/little.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -148,7 +148,7 @@ test("a dual-module model round-trips through safetensors, in fp32 and in fp16",
       const w = cell.weights();
       return { weight_ih: round(w.weight_ih), weight_hh: round(w.weight_hh), bias_ih: round(w.bias_ih), bias_hh: round(w.bias_hh) };
     }));
-    const expected = new DualModel(rt, rounded, littles.map((m) => new LittleModule(rt, m.rows, m.input, m.hidden, m.k, m.seed, m.bits, {
+    const expected = new DualModel(rt, rounded, littles.map((m) => new LittleModule(rt, m.rows, m.projector, m.bits, {
       Wx: round(m.weights.Wx), Wh: round(m.weights.Wh), bx: round(m.weights.bx), bh: round(m.weights.bh),
     }, m.joint)));
     expected.setThresholds(dual.thresholds, 0.5);
@@ -191,10 +191,10 @@ test("a joint little module (LSTM) estimates the sum of the split module's two p
   const rng = new Rng(21), rows = 37, E = 23, H = 19, k = 13;
   const u = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
   const weights = { Wx: u(rows * k), Wh: u(rows * k), bx: u(rows), bh: u(rows) };
-  const xh = rt.heap.copyF32(u(E + H));
+  const xh = rt.heap.copyF32(u(E + H)), projector = new RandomProjector(rt, E, H, k, 5);
   for (const bits of [32, 8] as const) {
-    const joint = new LittleModule(rt, rows, E, H, k, 5, bits, weights, true);
-    const split = new LittleModule(rt, rows, E, H, k, 5, bits, weights, false);
+    const joint = new LittleModule(rt, rows, projector, bits, weights, true);
+    const split = new LittleModule(rt, rows, projector, bits, weights, false);
     const est = rt.heap.f32(rows), estX = rt.heap.f32(rows), estH = rt.heap.f32(rows);
     joint.estimate(est, null, xh);
     split.estimate(estX, estH, xh);
@@ -269,4 +269,37 @@ test("noise injection: σ = 0 is the dense model; noise hurts less on the insens
     dual.setNoise(null);
     assert.throws(() => dual.setNoise({ target: "sensitive", sigma: -1, rng: new Rng(1) }), /sigma must be finite and ≥ 0, got -1/);
   }
+});
+
+test("the reduced-rank projection predicts better than the random one at equal k, and round-trips through safetensors", async () => {
+  const [rt] = await testRuntimes();
+  const dir = mkdtempSync(join(tmpdir(), "dmi-")), path = join(dir, "rrr.safetensors");
+  for (const kind of ["lstm", "gru"] as const) {
+    const { stack, train, valid, test: held } = model(rt, kind, 2, 23);
+    const fit = (projection: "random" | "rrr") => fitLittleModules(rt, stack, train, { k: 4, validation: valid, projection });
+    const random = fit("random"), rrr = fit("rrr");
+    rrr.report.forEach((r, l) => {
+      assert.equal(r.projection, "rrr");
+      assert.ok(r.validationR2! > random.report[l].validationR2! + 0.05, `${kind} layer ${l}: R² rrr ${r.validationR2}, random ${random.report[l].validationR2}`);
+    });
+    // Bytes per step: the projection's INT8 rows and scales (rrr) or its 16-bit indices and 32-bit
+    // offsets (random), then the little weights at 8 bits, one scale and one bias per row per part.
+    const cell = stack.layers[0], rows = cell.rows, k = 4, parts = kind === "lstm" ? [2 * k] : [k, k];
+    const weights = parts.reduce((n, cols) => n + rows * cols + rows * 4 + rows * 4, 0);
+    const dense = kind === "lstm" ? 2 * k * cell.cols + 2 * k * 4 : k * cell.input + k * cell.hidden + 2 * k * 4;
+    assert.equal(rrr.littles[0].bytes, dense + weights);
+    const p = random.littles[0].projector as RandomProjector;
+    assert.equal(random.littles[0].bytes, p.projection.indices.length * 2 + (4 * k + 1) * 4 + weights);
+    assert.equal(rrr.littles[0].macs, dense - 2 * k * 4 + 2 * rows * k);
+
+    const dual = new DualModel(rt, stack, rrr.littles);
+    dual.calibrate(valid, 0.5);
+    const before = run((x) => dual.step(x), () => dual.reset(), held);
+    await saveDualModel(path, dual);
+    const loaded = await loadDualModel(rt, path);
+    assert.equal(loaded.littles[1].projector.kind, "rrr");
+    run((x) => loaded.step(x), () => loaded.reset(), held).forEach((o, i) => assert.deepEqual(o, before[i], `${kind} step ${i}`));
+  }
+  assert.throws(() => fitLittleModules(rt, model(rt, "lstm", 1, 3).stack, [[new Float32Array(24)]], { projection: "rrr", method: "sgd" }), /SGD fit starts from the random projection/);
+  rmSync(dir, { recursive: true });
 });

@@ -96,7 +96,7 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
 
   // Little-weight precision: the same fitted weights quantized to each width, thresholds recalibrated.
   const precision = BITS.slice().reverse().map((bits) => {
-    const requantized = littles.map((m) => new LittleModule(rt, m.rows, m.input, m.hidden, m.k, m.seed, bits, m.weights, m.joint));
+    const requantized = littles.map((m) => new LittleModule(rt, m.rows, m.projector, bits, m.weights, m.joint));
     const d = new DualModel(rt, lm.stack, requantized);
     d.calibrate(validSeqs, 0.5);
     const bigMB = lm.stack.layers.reduce((n, cell) => n + cell.bigBytes(cell.rows), 0) / 1e6;

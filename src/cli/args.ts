@@ -2,6 +2,7 @@
 // the checks of a training run's --out and --resume files.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { PROJECTIONS, type ProjectionKind } from "../recurrent/little.js";
 
 /** The items of a comma-separated value, or undefined when the option was not given. */
 export function list(value: string | undefined): string[] | undefined {
@@ -57,4 +58,11 @@ export function outputFile(out: string | undefined, usage: string): string {
 export function resumeFile(path: string): string {
   if (!existsSync(path)) throw new Error(`--resume: ${path} does not exist; it is written after every epoch and on Ctrl-C`);
   return path;
+}
+
+/** --projection random|rrr, or undefined when not given. */
+export function optionalProjection(value: string | undefined): ProjectionKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(PROJECTIONS as string[]).includes(value)) throw new Error(`--projection must be one of ${PROJECTIONS.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as ProjectionKind;
 }

@@ -72,6 +72,33 @@ export function reducedRankBasis(W: Float32Array, m: number, d: number, cov: Flo
   }
 }
 
+/**
+ * The covariance (d, d) of n samples U (n, d), centred, accumulated in float64 from the backend's
+ * products over chunks of samples. The result is allocated by the backend (release it there).
+ */
+export function covariance(U: Float32Array, n: number, d: number, backend: GemmBackend, chunk = 256): Float32Array {
+  const f = "covariance";
+  check.size(f, "n", n, 1);
+  check.size(f, "d", d, 1);
+  if (!(U instanceof Float32Array) || U.length !== n * d) throw new RangeError(`${f}: U must be a Float32Array of ${n}·${d} values`);
+  const sum = new Float64Array(d * d), mean = new Float64Array(d);
+  const part = backend.alloc(d * d), rows = backend.alloc(chunk * d);
+  try {
+    for (let s = 0; s < n; s += chunk) {
+      const c = Math.min(chunk, n - s), block = rows.subarray(0, c * d);
+      block.set(U.subarray(s * d, (s + c) * d));
+      backend.gemm(part, block, block, d, d, c, true, false, false);
+      for (let i = 0; i < d * d; i++) sum[i] += part[i];
+      for (let i = 0; i < c * d; i++) mean[i % d] += block[i];
+    }
+  } finally {
+    backend.release?.(rows);
+  }
+  for (let j = 0; j < d; j++) mean[j] /= n;
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) part[i * d + j] = sum[i * d + j] / n - mean[i] * mean[j];
+  return part;
+}
+
 /** Makes the r columns of Q (m, r) orthonormal in place: modified Gram–Schmidt, twice, in float64. */
 function orthonormalizeColumns(Q: Float32Array, m: number, r: number): void {
   const cols = Array.from({ length: r }, (_, j) => {

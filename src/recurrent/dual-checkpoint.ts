@@ -1,12 +1,12 @@
 // Saving and loading a dual-module model as safetensors. The header metadata holds the stack's
-// config, each little module's k, projection seed and precision, and the calibrated sensitive
-// intervals;
-// tensors hold the big weights under PyTorch's names (layers.L.weight_ih, ...) and the fitted
-// little weights before quantization (little.L.Wx, ...), so a different precision can be chosen
-// on load. The projection itself is regenerated from its seed.
+// config, each little module's k, projection kind and precision, and the calibrated sensitive
+// intervals; tensors hold the big weights under PyTorch's names (layers.L.weight_ih, ...) and the
+// fitted little weights before quantization (little.L.Wx, ...), so a different precision can be
+// chosen on load. A random projection is regenerated from its seed; a reduced-rank one is stored
+// (little.L.projection.J, one tensor per block, with the blocks' column ranges in the metadata).
 import type { Runtime } from "../runtime/runtime.js";
 import { Stack, gateCount, layerInput, type StackConfig, type LayerWeights } from "./stack.js";
-import { LittleModule } from "./little.js";
+import { DenseProjector, LittleModule, RandomProjector, type ProjectionBlock } from "./little.js";
 import { DualModel, type Thresholds } from "./dual.js";
 import { BITS, type Bits } from "../dual/quantize.js";
 import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
@@ -20,7 +20,13 @@ export interface SaveOptions {
   dtype?: "F32" | "F16";
 }
 
-interface LittleMeta { k: number; seed: number; bits: Bits }
+/** Per layer. Files written before the reduced-rank projection have no `projection`: they are "random". */
+interface LittleMeta {
+  k: number; bits: Bits;
+  projection?: "random" | "rrr";
+  seed?: number;                                            // random: the projection's seed
+  blocks?: { start: number; cols: number; rows: number }[]; // rrr: what each stored block reads and writes
+}
 
 export async function saveDualModel(path: string, model: DualModel, options: SaveOptions = {}): Promise<void> {
   const store = (a: Float32Array, shape: number[]): TensorData => floatTensor(a, shape, options.dtype);
@@ -36,8 +42,12 @@ export async function saveDualModel(path: string, model: DualModel, options: Sav
     tensors[`little.${l}.Wh`] = store(lw.Wh, [R, k]);
     tensors[`little.${l}.bx`] = store(lw.bx, [R]);
     tensors[`little.${l}.bh`] = store(lw.bh, [R]);
+    const p = model.littles[l].projector;
+    if (p instanceof DenseProjector) p.blocks.forEach((b, j) => { tensors[`little.${l}.projection.${j}`] = store(b.B, [b.rows, b.cols]); });
   });
-  const little: LittleMeta[] = model.littles.map((m) => ({ k: m.k, seed: m.seed, bits: m.bits }));
+  const little: LittleMeta[] = model.littles.map(({ k, bits, projector: p }) => p instanceof RandomProjector
+    ? { k, bits, projection: "random", seed: p.seed }
+    : { k, bits, projection: "rrr", blocks: (p as DenseProjector).blocks.map(({ start, cols, rows }) => ({ start, cols, rows })) });
   const metadata = {
     format: FORMAT, version: VERSION,
     config: JSON.stringify(model.stack.config),
@@ -89,11 +99,21 @@ export async function loadDualModel(rt: Runtime, path: string, options: LoadOpti
   }
   const stack = new Stack(rt, config, weights);
   const littles = littleMeta.map((m, l) => {
-    if (!Number.isInteger(m?.k) || m.k < 1 || !Number.isInteger(m.seed) || !BITS.includes(m.bits)) {
-      fail(`metadata little[${l}] must be {k ≥ 1, seed: integer, bits: one of ${BITS.join(", ")}}, got ${JSON.stringify(m)}`);
+    const projection = m?.projection ?? "random";
+    if (!Number.isInteger(m?.k) || m.k < 1 || !BITS.includes(m.bits) || (projection !== "random" && projection !== "rrr")) {
+      fail(`metadata little[${l}] must be {k ≥ 1, bits: one of ${BITS.join(", ")}, projection: "random" or "rrr"}, got ${JSON.stringify(m)}`);
     }
     const cell = stack.layers[l];
-    return new LittleModule(rt, R, cell.input, cell.hidden, m.k, m.seed, options.bits ?? m.bits, {
+    let projector;
+    if (projection === "random") {
+      if (!Number.isInteger(m.seed)) fail(`metadata little[${l}].seed must be an integer for a random projection, got ${JSON.stringify(m.seed)}`);
+      projector = new RandomProjector(rt, cell.input, cell.hidden, m.k, m.seed!);
+    } else {
+      if (!Array.isArray(m.blocks) || m.blocks.length === 0) fail(`metadata little[${l}].blocks must list the reduced-rank projection's blocks`);
+      const blocks: ProjectionBlock[] = m.blocks!.map((b, j) => ({ ...b, B: readFloat(file, `little.${l}.projection.${j}`, [b?.rows, b?.cols]) }));
+      try { projector = new DenseProjector(rt, cell.input, cell.hidden, m.k, blocks); } catch (e) { fail(`little[${l}]: ${(e as Error).message}`); }
+    }
+    return new LittleModule(rt, R, projector!, options.bits ?? m.bits, {
       Wx: readFloat(file, `little.${l}.Wx`, [R, m.k]), Wh: readFloat(file, `little.${l}.Wh`, [R, m.k]),
       bx: readFloat(file, `little.${l}.bx`, [R]), bh: readFloat(file, `little.${l}.bh`, [R]),
     }, cell.kind === "lstm");

@@ -10,6 +10,7 @@ import type { Stack } from "./stack.js";
 import type { LmInference } from "./lm.js";
 import { DualModel, type Thresholds } from "./dual.js";
 import { fitLittleModules, type FitMethod, type FitReport } from "./fit.js";
+import type { ProjectionKind } from "./little.js";
 import type { Bits } from "../dual/quantize.js";
 import { EOS_ID, type Vocabulary } from "../data/vocabulary.js";
 import type { Rng } from "../util/random.js";
@@ -96,6 +97,7 @@ export interface LmEvalOptions {
   eps?: number;         // Johnson–Lindenstrauss ε (default 0.5)
   bits?: Bits;          // little-weight precision (default 8)
   method?: FitMethod;   // default "ridge"
+  projection?: ProjectionKind; // default "random" (the paper's)
   seed?: number;        // projection seed (default 1)
   chunk?: number;       // tokens per piece of the fitting and calibration slices (default 1000)
   onProgress?: (phase: string, done: number, total: number) => void;
@@ -148,7 +150,7 @@ export function evaluateLm(rt: Runtime, lm: LmInference, splits: LmSplits, optio
   const validSeqs = stepSequences(lm, valid), trainSeqs = stepSequences(lm, train);
   say?.("fit", 0, tokens.train);
   const { littles, report: fit } = fitLittleModules(rt, lm.stack, trainSeqs, {
-    k: options.k, eps: options.eps, bits: options.bits, method: options.method, seed: options.seed,
+    k: options.k, eps: options.eps, bits: options.bits, method: options.method, projection: options.projection, seed: options.seed,
     validation: validSeqs, onProgress: say && ((_what, d, t) => say("fit", d, t)),
   });
   const dual = new DualModel(rt, lm.stack, littles);
