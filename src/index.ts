@@ -21,3 +21,10 @@ export { loadResNet, saveResNet } from "./conv/checkpoint.js";
 export { DualResNet, type DualResNetOptions, type DualResNetReport } from "./conv/dual.js";
 export { saveDualResNet, loadDualResNet } from "./conv/dual-checkpoint.js";
 export { runtimeDualBackend, type InsensitiveOutput } from "./conv/dual-conv.js";
+
+// Language models from elsewhere: PyTorch word_language_model state_dicts (safetensors) and the corpus layout of its example.
+export { loadLanguageModel, lmFromStateDict, type LoadedLm, type LoadLmOptions } from "./recurrent/import.js";
+export { LmInference, type LmConfig } from "./recurrent/lm.js";
+export { openLm, type OpenedLm, type OpenLmOptions } from "./recurrent/open.js";
+export { perplexity, type PerplexityResult } from "./recurrent/eval.js";
+export { loadWordCorpus, wordCorpus, type WordCorpus } from "./data/word-corpus.js";

@@ -95,11 +95,11 @@ test("fp16: converts subarray views, not the whole buffer", () => {
 
 function randomTensor(rng: Rng, dtype: TensorData["dtype"], shape: number[]): TensorData {
   const n = shape.reduce((a, b) => a * b, 1);
-  const bytes = Uint8Array.from({ length: n * { F32: 4, F16: 2, I8: 1, U8: 1, I32: 4 }[dtype] }, () => rng.int(256));
+  const bytes = Uint8Array.from({ length: n * { F32: 4, F16: 2, BF16: 2, I8: 1, U8: 1, I32: 4 }[dtype] }, () => rng.int(256));
   const buffer = bytes.buffer;
   switch (dtype) {
     case "F32": return { dtype, shape, data: new Float32Array(buffer) };
-    case "F16": return { dtype, shape, data: new Uint16Array(buffer) };
+    case "F16": case "BF16": return { dtype, shape, data: new Uint16Array(buffer) };
     case "I8": return { dtype, shape, data: new Int8Array(buffer) };
     case "U8": return { dtype, shape, data: new Uint8Array(buffer) };
     case "I32": return { dtype, shape, data: new Int32Array(buffer) };
@@ -173,7 +173,7 @@ test("safetensors: encoding rejects inconsistent tensors", () => {
   const enc = (t: unknown, md?: unknown) => () => encodeSafetensors(t as Record<string, TensorData>, md as Record<string, string>);
   assert.throws(enc({ w: { dtype: "F32", shape: [2, 3], data: new Float32Array(5) } }), /tensor "w" has 5 elements, but shape \[2, 3\] needs 6/);
   assert.throws(enc({ w: { dtype: "F16", shape: [2], data: new Float32Array(2) } }), /tensor "w" of dtype F16 needs its data in a Uint16Array, got Float32Array/);
-  assert.throws(enc({ w: { dtype: "BF16", shape: [2], data: new Uint16Array(2) } }), /tensor "w" has dtype "BF16", which is unsupported; use one of F32, F16, I8, U8, I32/);
+  assert.throws(enc({ w: { dtype: "F64", shape: [2], data: new Float64Array(2) } } as never), /tensor "w" has dtype "F64", which is unsupported; use one of F32, F16, BF16, I8, U8, I32/);
   assert.throws(enc({ w: { dtype: "U8", shape: [-1], data: new Uint8Array(0) } }), /shape \[-1\] must be a list of non-negative integers/);
   assert.throws(enc({ __metadata__: { dtype: "U8", shape: [0], data: new Uint8Array(0) } }), /"__metadata__" is reserved/);
   assert.throws(enc({}, { n: 3 }), /metadata "n" must be a string, got number/);
@@ -210,8 +210,8 @@ test("safetensors: each malformed file fails with its own message naming the fil
     ["missing field", fileOf({ w: { dtype: "U8", shape: [0] } }), /tensor "w" has no "data_offsets" field/],
     ["unexpected field", fileOf({ w: { ...entry("U8", [0], [0, 0]), stride: [1] } }), /tensor "w" has an unexpected field "stride"/],
     ["dtype not string", fileOf({ w: entry(4, [1], [0, 4]) }, [0, 0, 0, 0]), /tensor "w" dtype must be a string, got 4/],
-    ["unknown dtype", fileOf({ w: entry("Q7", [1], [0, 1]) }, [0]), /tensor "w" has unknown dtype "Q7"; supported are F32, F16, I8, U8, I32/],
-    ["unsupported dtype", fileOf({ w: entry("BF16", [1], [0, 2]) }, [0, 0]), /tensor "w" has unsupported dtype "BF16"/],
+    ["unknown dtype", fileOf({ w: entry("Q7", [1], [0, 1]) }, [0]), /tensor "w" has unknown dtype "Q7"; supported are F32, F16, BF16, I8, U8, I32/],
+    ["unsupported dtype", fileOf({ w: entry("F64", [1], [0, 8]) }, [0, 0, 0, 0, 0, 0, 0, 0]), /tensor "w" has unsupported dtype "F64"/],
     ["shape not list", fileOf({ w: entry("U8", 3, [0, 3]) }, [0, 0, 0]), /tensor "w" shape 3 must be a list of non-negative integers/],
     ["negative dim", fileOf({ w: entry("U8", [-1], [0, 0]) }), /tensor "w" shape \[-1\] must be/],
     ["fractional dim", fileOf({ w: entry("U8", [1.5], [0, 0]) }), /tensor "w" shape \[1.5\] must be/],

@@ -8,13 +8,15 @@ import { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/random.js";
 import { checkRatios, evaluateLm, generate, timeSteps, type GenerateOptions } from "../recurrent/eval.js";
 import { defaultModel, openLm, testText, MODELS_DIR } from "../recurrent/open.js";
-import { formatResult, progressBars } from "./eval-lm.js";
+import { dataOptions, formatResult, progressBars } from "./eval-lm.js";
 import { integer, numbers, optionalInteger } from "./args.js";
 
 const DEFAULTS = { ratios: "0.5,0.7,0.9", trainTokens: 5000, validTokens: 2000, testTokens: 3000, sentences: 2, words: 20, temperature: 0.8, seed: 1 };
 
 const USAGE = `dmi demo [options]
   --model FILE         a language-model checkpoint (default: the smallest ${MODELS_DIR}/sotu-lstm-<H>.safetensors)
+  --data DIR           a corpus of your own (train.txt, valid.txt, test.txt; see dmi eval lm --help), needed by
+                       a PyTorch state_dict or ONNX model; --split P,P,P and --cell as in dmi eval lm
   --ratios R,..        insensitive ratios in [0, 1) (${DEFAULTS.ratios})
   --test-tokens N      test tokens perplexity and time are measured on (${DEFAULTS.testTokens})
   --text FILE          measure on this text file instead of the test split (unknown words: <unk>)
@@ -31,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       model: { type: "string" }, ratios: { type: "string", default: DEFAULTS.ratios },
+      data: { type: "string" }, split: { type: "string" }, cell: { type: "string" },
       "test-tokens": { type: "string" }, "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, text: { type: "string" },
       sentences: { type: "string" }, words: { type: "string" }, temperature: { type: "string" }, seed: { type: "string" },
       threads: { type: "string" }, help: { type: "boolean" },
@@ -55,10 +58,12 @@ export async function main(argv: string[]): Promise<void> {
 
   const rt = await Runtime.create(threads === undefined ? {} : { threads });
   try {
-    const opened = await openLm(rt, path, undefined, (m) => console.error(m));
+    const opened = await openLm(rt, path, { ...dataOptions(v), onProgress: (m) => console.error(m) });
     const { lm, corpus, checkpoint } = opened, c = checkpoint.config;
+    const t = checkpoint.training;
+    const origin = t ? `trained on ${corpus.source} (${t.epoch} epoch${t.epoch === 1 ? "" : "s"})` : `${checkpoint.format}, corpus ${corpus.source}`;
     console.log(`dmi demo: ${c.cell.toUpperCase()} ${c.layers}×${c.hidden} language model ${path}\n` +
-      `  trained on ${corpus.source} (${checkpoint.training.epoch} epoch${checkpoint.training.epoch === 1 ? "" : "s"}), vocabulary ${c.vocab}; ` +
+      `  ${origin}, vocabulary ${c.vocab}; ` +
       `${rt.variant} build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}\n`);
 
     const test = await testText(opened, v.text);

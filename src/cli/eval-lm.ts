@@ -10,13 +10,19 @@ import type { FitMethod } from "../recurrent/fit.js";
 import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { formatTable } from "../util/table.js";
-import { numbers, optionalInteger } from "./args.js";
+import { numbers, optionalInteger, optionalProjection } from "./args.js";
 import { DEFAULT_MAX_TOKENS, checkRatios, evaluateLm, timeSteps, type LmEvalOptions, type LmEvalResult, type StepTimes } from "../recurrent/eval.js";
-import { openLm, testText, type OpenedLm } from "../recurrent/open.js";
+import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
+import type { CellKind } from "../recurrent/stack.js";
 
 const USAGE = `dmi eval lm --model FILE [options]
+  FILE: a dualmodule checkpoint, a PyTorch word_language_model state_dict saved as safetensors, or its ONNX export
   --ratios R,..        insensitive ratios in [0, 1) (0.1,0.3,0.5,0.7,0.9)
   --corpus NAME        evaluate on this corpus instead of the one the model was trained on
+  --data DIR           a corpus of your own, as PyTorch's word_language_model reads it: DIR/train.txt, valid.txt,
+                       test.txt (needed for a PyTorch state_dict or ONNX model, which carry no vocabulary)
+  --data FILE --split P,P,P   one text file cut by lines into train, valid, test (90,5,5)
+  --cell lstm|gru      the cell the model must hold (checked against the shapes)
   --train-tokens N     training tokens the little modules are fitted on (${DEFAULT_MAX_TOKENS.train})
   --valid-tokens N     validation tokens the thresholds are calibrated on (${DEFAULT_MAX_TOKENS.valid})
   --test-tokens N      test tokens perplexity is measured on (all)
@@ -24,6 +30,7 @@ const USAGE = `dmi eval lm --model FILE [options]
   --k K | --eps E      little module: projected size, or the Johnson–Lindenstrauss ε that sets it (0.5)
   --bits B             little-weight precision: ${BITS.join(", ")} (8)
   --method M           little-module fit: ridge or sgd (ridge)
+  --projection P       random (the paper's sparse projection) or rrr (the reduced-rank basis of the pre-activations) (random)
   --seed S             projection seed (1)
   --threads N          kernel threads (one per core)
   --json FILE          also write one JSON row per ratio`;
@@ -39,8 +46,9 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       model: { type: "string" }, ratios: { type: "string", default: "0.1,0.3,0.5,0.7,0.9" }, corpus: { type: "string" },
+      data: { type: "string" }, split: { type: "string" }, cell: { type: "string" },
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, "test-tokens": { type: "string" }, text: { type: "string" },
-      k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" },
+      k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" }, projection: { type: "string" },
       seed: { type: "string" }, threads: { type: "string" }, json: { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -58,7 +66,7 @@ export async function main(argv: string[]): Promise<void> {
   if (v.json && !existsSync(dirname(resolve(v.json)))) throw new Error(`--json ${v.json}: folder ${dirname(resolve(v.json))} does not exist`);
   const threads = optionalInteger("threads", v.threads, 1);
   const options: LmEvalOptions = {
-    ratios, bits, method, eps, k: optionalInteger("k", v.k, 1), seed: optionalInteger("seed", v.seed, 0),
+    ratios, bits, method, eps, k: optionalInteger("k", v.k, 1), projection: optionalProjection(v.projection), seed: optionalInteger("seed", v.seed, 0),
     maxTokens: {
       train: optionalInteger("train-tokens", v["train-tokens"], 2), valid: optionalInteger("valid-tokens", v["valid-tokens"], 2),
       test: optionalInteger("test-tokens", v["test-tokens"], 2),
@@ -68,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const rt = await Runtime.create(threads === undefined ? {} : { threads });
   try {
-    const opened = await openLm(rt, v.model, v.corpus, (m) => console.error(m));
+    const opened = await openLm(rt, v.model, { corpus: v.corpus, ...dataOptions(v), onProgress: (m) => console.error(m) });
     const c = opened.checkpoint.config;
     console.error(`dmi eval lm: ${c.cell.toUpperCase()} ${c.layers}×${c.hidden}, vocab ${c.vocab}, ${opened.corpus.name}; ` +
       `${rt.variant} build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}`);
@@ -84,6 +92,13 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await rt.close();
   }
+}
+
+/** The --data, --split and --cell options that eval lm, demo and tables lm share, checked. */
+export function dataOptions(v: { data?: string; split?: string; cell?: string }): Pick<OpenLmOptions, "data" | "split" | "cell"> {
+  if (v.cell !== undefined && v.cell !== "lstm" && v.cell !== "gru") throw new Error(`--cell must be lstm or gru, got ${JSON.stringify(v.cell)}`);
+  if (v.split !== undefined && v.data === undefined) throw new Error("--split needs --data FILE (a one-file corpus to cut into train, valid, test)");
+  return { data: v.data, split: numbers(v.split, "split"), cell: v.cell as CellKind | undefined };
 }
 
 /** An onProgress hook that draws one progress bar per phase. */

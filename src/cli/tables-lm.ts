@@ -9,8 +9,11 @@ import { DEFAULT_MAX_TOKENS } from "../recurrent/eval.js";
 import { openLm } from "../recurrent/open.js";
 import { formatTables, runTables } from "../bench/tables-lm.js";
 import { integer, numbers } from "./args.js";
+import { dataOptions } from "./eval-lm.js";
 
 const USAGE = `dmi tables lm --model FILE --out DIR [options]
+  --data DIR         a corpus of your own (train.txt, valid.txt, test.txt), needed by a PyTorch state_dict or
+                     ONNX model; --split P,P,P and --cell as in dmi eval lm
   --compare FILE     a dense model of about half the hidden size, for the similar-traffic comparison
   --test-tokens N    test tokens each perplexity is measured on (20000; the first ones of the split)
   --train-tokens N   training tokens the little modules are fitted on (${DEFAULT_MAX_TOKENS.train})
@@ -25,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args: argv,
     options: {
-      model: { type: "string" }, out: { type: "string" }, compare: { type: "string" }, "test-tokens": { type: "string" },
+      model: { type: "string" }, out: { type: "string" }, data: { type: "string" }, split: { type: "string" }, cell: { type: "string" }, compare: { type: "string" }, "test-tokens": { type: "string" },
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, steps: { type: "string" },
       threads: { type: "string" }, "paper-widths": { type: "string" }, help: { type: "boolean" },
     },
@@ -42,8 +45,11 @@ export async function main(argv: string[]): Promise<void> {
   const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
   try {
     const say = (m: string) => console.error(m);
-    const opened = await openLm(rt, v.model, undefined, say);
-    const smaller = v.compare ? await openLm(rt, v.compare, opened.corpus.name, say) : null;
+    const data = dataOptions(v);
+    const opened = await openLm(rt, v.model, { ...data, onProgress: say });
+    // The smaller model is read on the same corpus; --cell applies to the main model only.
+    const same = data.data !== undefined ? { data: data.data, split: data.split } : { corpus: opened.corpus.name };
+    const smaller = v.compare ? await openLm(rt, v.compare, { ...same, onProgress: say }) : null;
     const tables = await runTables(rt, opened, smaller, { testTokens, trainTokens, validTokens, steps, paperWidths }, v.out);
     const md = formatTables(tables);
     await writeFileAtomic(join(v.out, "tables.md"), new TextEncoder().encode(md));

@@ -1,6 +1,7 @@
 // The word vocabulary of a language model: id ↔ word, with "<unk>" for every word it lacks.
-// Ids: 0 is "<unk>", 1 is "<eos>", then words by decreasing training frequency, ties in code-unit
-// (not locale) order, so the same counts give the same ids everywhere.
+// Ids of this project's corpora: 0 is "<unk>", 1 is "<eos>", then words by decreasing training
+// frequency, ties in code-unit (not locale) order, so the same counts give the same ids everywhere.
+// A vocabulary read from elsewhere (src/data/word-corpus.ts) keeps its own order.
 import { createHash } from "node:crypto";
 import { EOS } from "./tokenize.js";
 
@@ -11,10 +12,18 @@ export const EOS_ID = 1;
 
 export class Vocabulary {
   private readonly ids = new Map<string, number>();
+  /** Id of "<unk>", which words outside the vocabulary become; -1 when the vocabulary has none. */
+  readonly unkId: number;
+  /** Id of "<eos>", the end of every sentence. */
+  readonly eosId: number;
 
-  /** `words[id]` is the word of each id; words[0] must be "<unk>" and words[1] "<eos>". */
-  constructor(readonly words: readonly string[]) {
-    if (words[UNK_ID] !== UNK || words[EOS_ID] !== EOS) {
+  /**
+   * `words[id]` is the word of each id. With `layout` "reserved" (this project's corpora) words[0]
+   * must be "<unk>" and words[1] "<eos>"; with "any" (a vocabulary built elsewhere, e.g. PyTorch's
+   * word_language_model in order of first appearance) they may be anywhere, and "<unk>" may be absent.
+   */
+  constructor(readonly words: readonly string[], layout: "reserved" | "any" = "reserved") {
+    if (layout === "reserved" && (words[UNK_ID] !== UNK || words[EOS_ID] !== EOS)) {
       throw new Error(`Vocabulary: ids 0 and 1 must be "${UNK}" and "${EOS}", got ${JSON.stringify(words.slice(0, 2))}`);
     }
     words.forEach((w, id) => {
@@ -22,6 +31,9 @@ export class Vocabulary {
       if (this.ids.has(w)) throw new Error(`Vocabulary: word ${JSON.stringify(w)} appears twice (ids ${this.ids.get(w)} and ${id})`);
       this.ids.set(w, id);
     });
+    if (!this.ids.has(EOS)) throw new Error(`Vocabulary: "${EOS}" is missing; every sentence ends with it`);
+    this.unkId = this.ids.get(UNK) ?? -1;
+    this.eosId = this.ids.get(EOS)!;
   }
 
   /**
@@ -40,8 +52,12 @@ export class Vocabulary {
   /** SHA-256 of the words in id order: two vocabularies of one size with other words differ here. */
   get digest(): string { return createHash("sha256").update(this.words.join("\n")).digest("hex"); }
 
-  /** The id of `word`, UNK_ID if it is not in the vocabulary. */
-  id(word: string): number { return this.ids.get(word) ?? UNK_ID; }
+  /** The id of `word`, unkId if it is not in the vocabulary (an error when there is no "<unk>"). */
+  id(word: string): number {
+    const id = this.ids.get(word) ?? this.unkId;
+    if (id < 0) throw new Error(`Vocabulary: ${JSON.stringify(word)} is not in the vocabulary, which has no "${UNK}" to stand for it`);
+    return id;
+  }
 
   has(word: string): boolean { return this.ids.has(word); }
 
@@ -50,7 +66,7 @@ export class Vocabulary {
     return this.words[id];
   }
 
-  /** Ids of `tokens`; unknown words become UNK_ID. */
+  /** Ids of `tokens`; unknown words become unkId. */
   encode(tokens: readonly string[]): Int32Array {
     const out = new Int32Array(tokens.length);
     for (let i = 0; i < tokens.length; i++) out[i] = this.id(tokens[i]);

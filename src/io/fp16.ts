@@ -1,4 +1,5 @@
-// IEEE 754 binary16 ("half") ↔ float32 conversion on raw bits, for F16 tensors in checkpoints.
+// IEEE 754 binary16 ("half") ↔ float32 conversion on raw bits, for F16 tensors in checkpoints, and
+// bfloat16 → float32 (for BF16 tensors of imported PyTorch checkpoints).
 // float32 → half rounds to nearest, ties to even, keeps subnormals, overflows to ±infinity and keeps
 // NaN a NaN (with its top payload bits); half → float32 is exact. Not a hot-path kernel.
 
@@ -15,6 +16,14 @@ export function fromF16(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
   const bits = new Uint32Array(out.buffer);
   for (let i = 0; i < src.length; i++) bits[i] = singleBits(src[i]);
+  return out;
+}
+
+/** bfloat16 bit patterns (the upper half of a float32) → float32 values (exact). */
+export function fromBF16(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
   return out;
 }
 

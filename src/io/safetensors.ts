@@ -8,15 +8,16 @@
 // A decoded file is untrusted input: every length and offset is checked before it is used, and each
 // error names the file, the tensor or field, and what to do about it. Data is stored little-endian.
 
-import { fromF16, toF16 } from "./fp16.js";
+import { fromBF16, fromF16, toF16 } from "./fp16.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Data types
 
-/** Typed array holding each supported dtype's elements (F16 as raw half bits, see fp16.ts). */
+/** Typed array holding each supported dtype's elements (F16 and BF16 as raw 16-bit patterns, see fp16.ts). */
 export interface DataOf {
   F32: Float32Array;
   F16: Uint16Array;
+  BF16: Uint16Array;
   I8: Int8Array;
   U8: Uint8Array;
   I32: Int32Array;
@@ -29,6 +30,7 @@ export type TensorData = { [D in DType]: TensorOf<D> }[DType];
 const DTYPES = {
   F32: { bytes: 4, array: Float32Array },
   F16: { bytes: 2, array: Uint16Array },
+  BF16: { bytes: 2, array: Uint16Array },
   I8: { bytes: 1, array: Int8Array },
   U8: { bytes: 1, array: Uint8Array },
   I32: { bytes: 4, array: Int32Array },
@@ -36,7 +38,7 @@ const DTYPES = {
 
 const SUPPORTED = Object.keys(DTYPES).join(", ");
 // Dtypes of the format that this project does not read, told apart from names that are not dtypes.
-const UNSUPPORTED = new Set(["BOOL", "U16", "I16", "U32", "I64", "U64", "F64", "BF16", "C64",
+const UNSUPPORTED = new Set(["BOOL", "U16", "I16", "U32", "I64", "U64", "F64", "C64",
   "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"]);
 
 /** Headers larger than this are corruption, not checkpoints (the reference implementation's limit). */
@@ -261,9 +263,11 @@ export function floatTensor(data: Float32Array, shape: number[], dtype: "F32" | 
   return dtype === "F16" ? { dtype: "F16", shape, data: toF16(data) } : { dtype: "F32", shape, data };
 }
 
-/** A float tensor stored as F32 or F16 (checked like requireTensor), as float32. */
+/** A float tensor stored as F32, F16 or BF16 (checked like requireTensor), as float32 (widened exactly). */
 export function readFloat(file: SafetensorsFile, name: string, shape: readonly number[]): Float32Array {
-  if (file.tensors.get(name)?.dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
+  const dtype = file.tensors.get(name)?.dtype;
+  if (dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
+  if (dtype === "BF16") return fromBF16(requireTensor(file, name, "BF16", shape).data);
   return requireTensor(file, name, "F32", shape).data;
 }
 

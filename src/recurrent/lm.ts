@@ -8,7 +8,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { Stack, gateCount, type CellKind, type LayerWeights } from "./stack.js";
 import * as check from "../kernels/check.js";
 import { Rng } from "../util/random.js";
-import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, requireTensor, type TensorData } from "../io/safetensors.js";
+import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, requireTensor, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -161,7 +161,8 @@ export class LmInference {
 // ---------------------------------------------------------------------------------------------------
 // Checkpoint: safetensors with the config and the training record in the header metadata
 
-const FORMAT = "dualmodule-lm";
+/** The metadata `format` of this project's language-model checkpoints. */
+export const LM_FORMAT = "dualmodule-lm";
 const VERSION = "1";
 
 /** How the weights were trained; `epoch` counts completed epochs, `lr` is the one for the next. */
@@ -212,7 +213,7 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
     tensors[s.name] = floatTensor(view, s.shape, dtype);
   }
   const metadata: Record<string, string> = {
-    format: FORMAT, version: VERSION,
+    format: LM_FORMAT, version: VERSION,
     config: JSON.stringify(c),
     vocab_size: String(c.vocab), corpus: t.corpus, seed: String(t.seed), epoch: String(t.epoch), lr: String(t.lr),
     best_valid_loss: String(t.bestValidLoss),
@@ -229,10 +230,15 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
 }
 
 export async function loadLm(path: string): Promise<LmCheckpoint> {
-  const file = decodeSafetensors(await readFileChecked(path, "language-model checkpoint"), path);
+  return lmFromSafetensors(decodeSafetensors(await readFileChecked(path, "language-model checkpoint"), path));
+}
+
+/** The checkpoint in a decoded safetensors file (whose source names it in errors); see loadLm. */
+export function lmFromSafetensors(file: SafetensorsFile): LmCheckpoint {
+  const path = file.source;
   const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
   const hint = "train one with `dmi train lm ... --out FILE`";
-  if (meta.format !== FORMAT) fail(`not a language-model checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}"); ${hint}`);
+  if (meta.format !== LM_FORMAT) fail(`not a language-model checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${LM_FORMAT}"); ${hint}`);
   if (meta.version !== VERSION) fail(`format version ${JSON.stringify(meta.version)} is not supported (this library reads version ${VERSION}); ${hint} with this version`);
   const config = parseMetadataJson(meta.config, "config", fail) as LmConfig;
   try { checkConfig(config, "config"); } catch (e) { fail(`metadata ${(e as Error).message}`); }

@@ -4,8 +4,11 @@ import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Runtime } from "../runtime/runtime.js";
-import { LmInference, loadLm, viewParams, type LmCheckpoint } from "./lm.js";
-import { CORPORA, loadCorpus, type Corpus, type CorpusName } from "../data/corpus.js";
+import { LmInference, viewParams } from "./lm.js";
+import { loadLanguageModel, type LoadedLm } from "./import.js";
+import type { CellKind } from "./stack.js";
+import { CORPORA, loadCorpus, type CorpusName } from "../data/corpus.js";
+import { loadWordCorpus, type WordCorpus } from "../data/word-corpus.js";
 import { encodeFile } from "../data/text.js";
 
 /** The package's models/ folder (from dist/src/recurrent/open.js), where the shipped checkpoints are. */
@@ -31,10 +34,10 @@ export function defaultModel(dir = MODELS_DIR): string {
  * Throws unless the corpus's vocabulary is the one the model's embedding and decoder index: the same
  * size, and the same words when the checkpoint records their digest.
  */
-export function checkVocabulary(checkpoint: Pick<LmCheckpoint, "config" | "vocabDigest">, corpus: Pick<Corpus, "name" | "vocab">, path: string): void {
+export function checkVocabulary(checkpoint: Pick<LoadedLm, "config" | "vocabDigest">, corpus: Pick<WordCorpus, "name" | "vocab">, path: string): void {
   if (corpus.vocab.size !== checkpoint.config.vocab) {
     throw new Error(`checkpoint ${path} has a vocabulary of ${checkpoint.config.vocab} words, corpus ${corpus.name} one of ${corpus.vocab.size}: ` +
-      "the model was trained on other data; pass the corpus it was trained on (--corpus) or retrain it");
+      "the model was trained on other data; pass the corpus it was trained on (--corpus or --data) or retrain it");
   }
   if (checkpoint.vocabDigest !== undefined && checkpoint.vocabDigest !== corpus.vocab.digest) {
     throw new Error(`checkpoint ${path} was trained on other words than corpus ${corpus.name}'s ${corpus.vocab.size} (vocabulary digests differ): ` +
@@ -42,18 +45,40 @@ export function checkVocabulary(checkpoint: Pick<LmCheckpoint, "config" | "vocab
   }
 }
 
-export interface OpenedLm { path: string; checkpoint: LmCheckpoint; corpus: Corpus; lm: LmInference }
+export interface OpenedLm { path: string; checkpoint: LoadedLm; corpus: WordCorpus; lm: LmInference }
 
-/** The checkpoint at `path` as an LmInference, and its corpus (`corpusName` or the one it was trained on). */
-export async function openLm(rt: Runtime, path: string, corpusName?: string, say?: (message: string) => void): Promise<OpenedLm> {
-  const checkpoint = await loadLm(path);
-  const name = corpusName ?? checkpoint.training.corpus;
-  if (!(CORPORA as string[]).includes(name)) {
-    throw new Error(`checkpoint ${path} was trained on corpus ${JSON.stringify(name)}, which is not one of ${CORPORA.join(", ")}; ` +
-      "pass --corpus NAME to evaluate it on one of those");
+export interface OpenLmOptions {
+  corpus?: string;                      // one of CORPORA, instead of the one the checkpoint was trained on
+  data?: string;                        // a corpus of one's own (src/data/word-corpus.ts): a folder, or a file with `split`
+  split?: number[];                     // train,valid,test proportions of a one-file `data`
+  cell?: CellKind;                      // the cell the model must hold
+  onProgress?: (message: string) => void;
+}
+
+/**
+ * The model at `path` (this project's checkpoint, a PyTorch state_dict in safetensors, or an ONNX
+ * export: src/recurrent/import.ts) as an LmInference, and its corpus: `data`, or `corpus`, or the
+ * one a dualmodule checkpoint was trained on.
+ */
+export async function openLm(rt: Runtime, path: string, options: OpenLmOptions = {}): Promise<OpenedLm> {
+  const checkpoint = await loadLanguageModel(path, { cell: options.cell });
+  if (options.data !== undefined && options.corpus !== undefined) throw new Error("--data and --corpus both name a corpus: pass one of them");
+  let corpus: WordCorpus;
+  if (options.data !== undefined) {
+    corpus = await loadWordCorpus(options.data, options.split);
+  } else {
+    const name = options.corpus ?? checkpoint.training?.corpus;
+    if (name === undefined) {
+      throw new Error(`model ${path} (${checkpoint.format}) carries no vocabulary: pass --data DIR, the corpus it was trained on ` +
+        "(train.txt, valid.txt, test.txt as in PyTorch's word_language_model)");
+    }
+    if (!(CORPORA as string[]).includes(name)) {
+      throw new Error(`checkpoint ${path} was trained on corpus ${JSON.stringify(name)}, which is not one of ${CORPORA.join(", ")}; ` +
+        "pass --corpus NAME to evaluate it on one of those, or --data DIR for a corpus of your own");
+    }
+    // The vocabulary `dmi train lm` uses, checked against the one the checkpoint records.
+    corpus = await loadCorpus(name as CorpusName, { onProgress: options.onProgress });
   }
-  // The vocabulary `dmi train lm` uses, checked against the one the checkpoint records.
-  const corpus = await loadCorpus(name as CorpusName, { onProgress: say });
   checkVocabulary(checkpoint, corpus, path);
   const lm = new LmInference(rt, checkpoint.config, viewParams(checkpoint.config, checkpoint.params));
   return { path, checkpoint, corpus, lm };
