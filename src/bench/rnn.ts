@@ -86,7 +86,7 @@ export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], th
             run: (round) => dual.step(timed[round % timed.length]),
             after: () => {
               const r = dual.accounting.report(), a = achieved[m][i];
-              a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bigBytes + r.perStep.littleBytes; a.steps++;
+              a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bytes; a.steps++;
             },
           })),
         ]);

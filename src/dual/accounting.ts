@@ -1,13 +1,20 @@
 // What a dual-module run read and computed, against the dense model on the same steps: big-module
 // rows and bytes, little-module bytes and multiply-adds, projection additions, and the achieved
 // insensitive ratio overall, per layer and per gate.
+//
+// Bytes are every parameter byte a step reads: the big rows it recomputes (weights, their biases,
+// an INT8 row's scale), and, on steps where the little module runs, the little module (its
+// projection, weights, scales and biases) and the thresholds the selection compares against.
+// Activations (the input vector, pre-activations, the list of sensitive rows) are not counted, in
+// the dense step either.
 
 export interface LayerCosts {
   rows: number;                       // gate neurons
   gates: number;                      // gate blocks of `rows / gates` neurons
   cols: number;                       // inputs per neuron
-  bigBytes: (rows: number) => number; // bytes the big module reads for that many rows
-  littleBytes: number;                // little weights and biases, read every step
+  bigBytes: (rows: number) => number; // bytes the big module reads for that many rows (weights and biases)
+  littleBytes: number;                // the little module (projection, weights, scales, biases), read when it runs
+  thresholdBytes: number;             // the selection's bounds, read when the little module runs
   littleMacs: number;
   projectionOps: number;              // additions of the sparse projection
 }
@@ -19,10 +26,12 @@ export interface AccountingReport {
   /** Averages per step (all layers). */
   perStep: {
     bigRows: number; bigBytes: number; bigMacs: number;
-    littleBytes: number; littleMacs: number; projectionOps: number;
+    littleBytes: number; littleMacs: number; projectionOps: number; thresholdBytes: number;
+    /** Everything a dual step reads: big + little + threshold bytes. */
+    bytes: number;
     denseBytes: number; denseMacs: number;
   };
-  /** Dense bytes / (big + little bytes): the memory-access reduction. */
+  /** Dense bytes / the dual step's bytes: the memory-access reduction. */
   memoryReduction: number;
 }
 
@@ -62,13 +71,15 @@ export class Accounting {
 
   report(): AccountingReport {
     const n = Math.max(this.steps, 1);
-    let rows = 0, read = 0, bigBytes = 0, bigMacs = 0, littleBytes = 0, littleMacs = 0, projectionOps = 0, denseBytes = 0, denseMacs = 0;
+    let rows = 0, read = 0, bigBytes = 0, bigMacs = 0, littleBytes = 0, littleMacs = 0, projectionOps = 0, thresholdBytes = 0;
+    let denseBytes = 0, denseMacs = 0;
     const layers = this.costs.map((c, l) => {
       rows += c.rows; read += this.rowsRead[l];
       bigBytes += c.bigBytes(this.rowsRead[l]);
       bigMacs += this.rowsRead[l] * c.cols;
       const runs = this.littleRuns[l] / n;
       littleBytes += c.littleBytes * runs; littleMacs += c.littleMacs * runs; projectionOps += c.projectionOps * runs;
+      thresholdBytes += c.thresholdBytes * runs;
       denseBytes += c.bigBytes(c.rows); denseMacs += c.rows * c.cols;
       const block = c.rows / c.gates;
       return {
@@ -78,14 +89,16 @@ export class Accounting {
     });
     const perStep = {
       bigRows: read / n, bigBytes: bigBytes / n, bigMacs: bigMacs / n,
-      littleBytes, littleMacs, projectionOps, denseBytes, denseMacs,
+      littleBytes, littleMacs, projectionOps, thresholdBytes,
+      bytes: bigBytes / n + littleBytes + thresholdBytes,
+      denseBytes, denseMacs,
     };
     return {
       steps: this.steps,
       insensitiveRatio: 1 - read / (n * rows),
       layers,
       perStep,
-      memoryReduction: denseBytes / (perStep.bigBytes + littleBytes),
+      memoryReduction: denseBytes / perStep.bytes,
     };
   }
 }

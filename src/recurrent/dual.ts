@@ -76,9 +76,12 @@ export class DualModel {
       };
     });
     this.setAllSensitive();
+    // Bytes per step: the cell's rows with their biases (bigBytes), the little module as it counts
+    // itself, and the fp32 bounds lo and hi per gate that selection reads.
     this.accounting = new Accounting(this.layers.map((s) => ({
       rows: s.cell.rows, gates: s.regions.length, bigBytes: (n: number) => s.cell.bigBytes(n),
       littleBytes: s.little.bytes, littleMacs: s.little.macs, projectionOps: s.little.projectionOps, cols: s.cell.cols,
+      thresholdBytes: s.lo.byteLength + s.hi.byteLength,
     })));
   }
 
