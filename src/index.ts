@@ -22,8 +22,9 @@ export { DualResNet, type DualResNetOptions, type DualResNetReport } from "./con
 export { saveDualResNet, loadDualResNet } from "./conv/dual-checkpoint.js";
 export { runtimeDualBackend, type InsensitiveOutput } from "./conv/dual-conv.js";
 
-// Language models from elsewhere: PyTorch word_language_model state_dicts (safetensors) and the corpus layout of its example.
+// Language models from elsewhere: PyTorch word_language_model state_dicts (safetensors) or ONNX exports, and the corpus layout of its example.
 export { loadLanguageModel, lmFromStateDict, type LoadedLm, type LoadLmOptions } from "./recurrent/import.js";
+export { lmFromOnnx } from "./recurrent/import-onnx.js";
 export { LmInference, type LmConfig } from "./recurrent/lm.js";
 export { openLm, type OpenedLm, type OpenLmOptions } from "./recurrent/open.js";
 export { perplexity, type PerplexityResult } from "./recurrent/eval.js";

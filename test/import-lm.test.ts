@@ -16,6 +16,7 @@ import { loadLanguageModel } from "../src/recurrent/import.js";
 import { openLm } from "../src/recurrent/open.js";
 import { perplexity } from "../src/recurrent/eval.js";
 import { loadWordCorpus } from "../src/data/word-corpus.js";
+import onnxProto from "onnx-proto";
 
 export const FIXTURES = fileURLToPath(new URL("../../test/fixtures/", import.meta.url));
 const CORPUS = join(FIXTURES, "corpus");
@@ -23,7 +24,7 @@ const CORPUS = join(FIXTURES, "corpus");
 interface Position { input_id: number; target_id: number; logits_first8: number[]; logit_target: number }
 interface FileExpect { dtype: string; has_decoder_weight: boolean; ppl_f64: number; ppl_f32: number; first_positions_f64?: Position[] }
 interface ModelExpect {
-  cell: string; layers: number; emb: number; hidden: number; tied: boolean; vocab_size: number; test_predictions: number;
+  cell: string; layers: number; emb: number; hidden: number; tied: boolean; vocab_size: number; test_predictions: number; ppl_f32: number; ppl_f64: number;
   first_positions_f32: Position[]; files: Record<string, FileExpect>; onnx: { file: string };
 }
 export const EXPECTED = JSON.parse(await readFile(join(FIXTURES, "lm-expected.json"), "utf8")) as {
@@ -142,4 +143,62 @@ test("PyTorch import: a corpus of another vocabulary size is refused naming both
   await assert.rejects(openLm(rt, join(FIXTURES, "lm-gru-1layer-tied.f32.safetensors"), { data: dir }),
     /has a vocabulary of 553 words, corpus small-corpus one of 4/);
   await assert.rejects(openLm(rt, join(FIXTURES, "lm-gru-1layer-tied.f32.safetensors")), /carries no vocabulary: pass --data DIR/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// ONNX exports of the same models
+
+for (const [name, m] of Object.entries(EXPECTED.models)) {
+  test(`ONNX ${m.onnx.file}: perplexity as PyTorch's`, async () => {
+    const opened = await openLm(rt, join(FIXTURES, m.onnx.file), { data: CORPUS });
+    assert.equal(opened.checkpoint.format, "ONNX");
+    assert.deepEqual(opened.checkpoint.config, { cell: m.cell.toLowerCase(), vocab: m.vocab_size, emb: m.emb, hidden: m.hidden, layers: m.layers, tied: m.tied }, name);
+    opened.lm.reset();
+    for (const p of m.first_positions_f32) {
+      const logits = opened.lm.step(p.input_id);
+      for (let i = 0; i < 8; i++) assert.ok(Math.abs(logits[i] - p.logits_first8[i]) <= 1e-4 * (1 + Math.abs(p.logits_first8[i])), `${name} logit ${i}`);
+    }
+    const r = perplexity(opened.lm, opened.lm.stack, opened.corpus.test);
+    const d32 = relative(r.ppl, m.ppl_f32);
+    console.log(`# ${m.onnx.file}: ppl ${r.ppl} vs PyTorch f32 ${m.ppl_f32} (rel ${d32.toExponential(2)})`);
+    assert.ok(d32 <= 1e-4 && relative(r.ppl, m.ppl_f64) <= 1e-4, `${m.onnx.file}: ppl ${r.ppl}, PyTorch ${m.ppl_f32}`);
+  });
+}
+
+test("ONNX import: unsupported attributes, GRU linear_before_reset 0, gates in MatMul nodes, a truncated file", async () => {
+  const { onnx } = onnxProto;
+  const edit = async (file: string, out: string, change: (g: onnxProto.onnx.IGraphProto) => void) => {
+    const model = onnx.ModelProto.decode(await readFile(join(FIXTURES, file)));
+    change(model.graph!);
+    const p = join(tmp, out);
+    await writeFile(p, onnx.ModelProto.encode(model).finish());
+    return p;
+  };
+  const rnn = (g: onnxProto.onnx.IGraphProto) => g.node!.find((n) => n.opType === "LSTM" || n.opType === "GRU")!;
+  const STRING = onnx.AttributeProto.AttributeType.STRING, INT = onnx.AttributeProto.AttributeType.INT;
+
+  const reverse = await edit("lm-lstm-1layer-tied.onnx", "reverse.onnx", (g) => {
+    rnn(g).attribute!.push(onnx.AttributeProto.create({ name: "direction", type: STRING, s: new TextEncoder().encode("reverse") }));
+  });
+  await assert.rejects(loadLanguageModel(reverse), /reverse\.onnx: node ".*" \(LSTM\) has attribute direction = "reverse"; only "forward" is supported/);
+  const clip = await edit("lm-lstm-1layer-tied.onnx", "clip.onnx", (g) => {
+    rnn(g).attribute!.push(onnx.AttributeProto.create({ name: "clip", type: onnx.AttributeProto.AttributeType.FLOAT, f: 3 }));
+  });
+  await assert.rejects(loadLanguageModel(clip), /node ".*" \(LSTM\) has attribute clip = 3, which is not supported/);
+  const lbr0 = await edit("lm-gru-1layer-tied.onnx", "lbr0.onnx", (g) => {
+    const n = rnn(g);
+    n.attribute = n.attribute!.filter((a) => a.name !== "linear_before_reset");
+    n.attribute.push(onnx.AttributeProto.create({ name: "linear_before_reset", type: INT, i: 0 }));
+  });
+  await assert.rejects(loadLanguageModel(lbr0), /node ".*" \(GRU\) has attribute linear_before_reset = 0; only 1 \(PyTorch's GRU/);
+  const spelled = await edit("lm-lstm-1layer-tied.onnx", "spelled.onnx", (g) => {
+    const n = rnn(g);
+    n.opType = "MatMul";
+    n.attribute = [];
+  });
+  await assert.rejects(loadLanguageModel(spelled), /spelled\.onnx: it has no ONNX LSTM or GRU node; a graph that spells the gates out in MatMul nodes is not supported/);
+  const bytes = await readFile(join(FIXTURES, "lm-lstm-2layer.onnx"));
+  const cut = join(tmp, "cut.onnx");
+  await writeFile(cut, bytes.subarray(0, bytes.length >> 1));
+  await assert.rejects(loadLanguageModel(cut), /ONNX model .*cut\.onnx: not a valid ONNX protobuf .*truncated/);
 });

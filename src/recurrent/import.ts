@@ -17,6 +17,7 @@ import { extname } from "node:path";
 import { readFileChecked } from "../io/files.js";
 import { decodeSafetensors, readFloat, type SafetensorsFile } from "../io/safetensors.js";
 import type { CellKind } from "./stack.js";
+import { lmFromOnnx } from "./import-onnx.js";
 import { checkConfig, lmFromSafetensors, paramCount, paramTable, LM_FORMAT, type LmConfig, type TrainingInfo } from "./lm.js";
 
 /** A language model ready for LmInference, whatever file it came from. */
@@ -45,13 +46,15 @@ export async function loadLanguageModel(path: string, options: LoadLmOptions = {
   if (kind === "pickle") {
     throw new Error(`model ${path} is a PyTorch pickle (torch.save), which dualmodule never loads (unpickling runs code from the file); ${SAVE_HINT}`);
   }
-  if (kind === "onnx") {
-    throw new Error(`model ${path} is an ONNX file: ONNX language models are not supported yet; export the state_dict to safetensors`);
-  }
+  if (kind === "onnx") return checkCell({ ...lmFromOnnx(bytes, path), format: "ONNX" }, path, options);
   const file = decodeSafetensors(bytes, path);
   // Any of this project's formats goes to its own reader, which names the one it found.
   const own = file.metadata.format?.startsWith("dualmodule") ?? false;
   const loaded: LoadedLm = own ? { ...lmFromSafetensors(file), format: LM_FORMAT } : lmFromStateDict(file);
+  return checkCell(loaded, path, options);
+}
+
+function checkCell(loaded: LoadedLm, path: string, options: LoadLmOptions): LoadedLm {
   if (options.cell !== undefined && options.cell !== loaded.config.cell) {
     throw new Error(`model ${path} holds a ${loaded.config.cell.toUpperCase()}, not the ${options.cell.toUpperCase()} that --cell asks for`);
   }
