@@ -29,3 +29,4 @@ export { LmInference, type LmConfig } from "./recurrent/lm.js";
 export { openLm, type OpenedLm, type OpenLmOptions } from "./recurrent/open.js";
 export { perplexity, type PerplexityResult } from "./recurrent/eval.js";
 export { loadWordCorpus, wordCorpus, type WordCorpus } from "./data/word-corpus.js";
+export { loadResNetOnnx, resnetFromOnnx, type ResNetOnnxOptions } from "./conv/import-onnx.js";

@@ -15,6 +15,7 @@ import { basename, join } from "node:path";
 import { Runtime } from "../runtime/runtime.js";
 import { type ResNetConfig, type ResNetWeights, randomResNetWeights, describe, resnet18ImageNet, resnet18Small } from "../conv/resnet.js";
 import { loadResNet } from "../conv/checkpoint.js";
+import { loadResNetOnnx } from "../conv/import-onnx.js";
 import { DualResNet } from "../conv/dual.js";
 import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveOutput, type LittleConvOptions,
   runtimeDualBackend } from "../conv/dual-conv.js";
@@ -46,7 +47,7 @@ export interface CnnEvalRow {
   profile_ms: DualProfile;
 }
 
-const HELP = `dmi eval cnn [--checkpoint FILE | --dual FILE | --width 16 --size 28] [--dataset D] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
+const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --width 16 --size 28] [--dataset D] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
              [--projection channel|patch] [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--test N]
              [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
              [--figures DIR] [--figure-layer layer1.0.conv1] [--figure-ratio 0.8]
@@ -56,6 +57,8 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --dual FILE | --width 16 --size 
   all). --dataset defaults to the checkpoint's. Without --checkpoint the weights are random, and
   --size 224 takes torchvision's ResNet-18 at ImageNet's shape (224×224×3, 1000 classes), fed the
   digits upscaled and repeated over three channels (for operations and timing; top-1 means nothing).
+  --onnx: a torchvision ResNet-18 exported by torch.onnx.export (Conv, BatchNormalization or folded
+  biases, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Gemm), its input shape taken from the graph.
   --dual: a network saved by \`dmi fit cnn\`, at its saved mode and ratio (no fit, no calibration).
   Insensitive outputs are 0 (mode "zero") or the ReLU of the little module's estimate ("little").
   Timing per thread count: dense and dual alternate on --timed test images for --rounds rounds, the
@@ -66,7 +69,7 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --dual FILE | --width 16 --size 
 
 /** The options of `eval cnn` and `fit cnn` that choose the network, its images and the little modules. */
 export const NETWORK_OPTIONS = {
-  checkpoint: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
+  checkpoint: { type: "string" }, onnx: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
   projection: { type: "string", default: "channel" }, k: { type: "string" }, bits: { type: "string", default: "8" },
   fit: { type: "string", default: "200" }, calibrate: { type: "string", default: "200" },
 } as const;
@@ -87,7 +90,12 @@ export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork>
   const k = values.k === undefined ? undefined : integer("k", values.k, 1);
   const fit = integer("fit", values.fit, 1), calibrate = integer("calibrate", values.calibrate, 1);
   let config: ResNetConfig, weights: ResNetWeights, model: string, savedDataset: string | undefined;
-  if (values.checkpoint) {
+  if (values.checkpoint && values.onnx) throw new Error("--checkpoint and --onnx: give one");
+  if (values.onnx) {
+    if (values.size !== undefined) throw new Error("--size is for random weights: an ONNX model has its own input shape");
+    ({ config, weights } = await loadResNetOnnx(values.onnx));
+    model = basename(values.onnx).replace(/\.onnx$/, "");
+  } else if (values.checkpoint) {
     if (values.size !== undefined) throw new Error("--size is for random weights: a checkpoint has its own input shape");
     const loaded = await loadResNet(values.checkpoint);
     ({ config, weights } = loaded);
@@ -104,7 +112,7 @@ export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork>
   const train = loadImageSet(dataset, "train"), test = loadImageSet(dataset, "test");
   if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} training images`);
   return {
-    config, weights, model, weightsKind: values.checkpoint ? "checkpoint" : "random", dataset, little: { projection, k, bits },
+    config, weights, model, weightsKind: values.checkpoint || values.onnx ? "checkpoint" : "random", dataset, little: { projection, k, bits },
     fitImages: inputImages(train, 0, fit, config), calImages: inputImages(train, fit, calibrate, config), test,
   };
 }
@@ -146,7 +154,7 @@ export async function main(argv: string[]): Promise<void> {
   const counts = { timed: integer("timed", values.timed, 1), rounds: integer("rounds", values.rounds, 1), repeats: integer("repeats", values.repeats, 1) };
   const threadCounts = numbers(values.threads, "threads")!;
   for (const t of threadCounts) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: ${t} must be a positive integer`);
-  if (values.dual && values.checkpoint) throw new Error("--dual and --checkpoint: give one (a dual-module file holds its ResNet)");
+  if (values.dual && (values.checkpoint || values.onnx)) throw new Error("--dual and --checkpoint or --onnx: give one (a dual-module file holds its ResNet)");
 
   const rt = await Runtime.create({ threads: Math.max(...threadCounts) });
   const rows: CnnEvalRow[] = [];

@@ -41,7 +41,9 @@ export function checkConfig(c: ResNetConfig): void {
   for (const k of ["inChannels", "imageSize", "width", "classes"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`ResNet: ${k} must be a positive integer, got ${c[k]}`);
   }
-  const minSize = c.stem === "imagenet" ? 29 : 8; // the last stage must keep at least one position
+  // The last stage must keep at least one position; 28×28 is the smallest input the imagenet stem
+  // (7×7 stride 2, max pool) is used with (a grayscale variant of torchvision's network: 14, 7, …, 1).
+  const minSize = c.stem === "imagenet" ? 28 : 8;
   if (c.imageSize < minSize) throw new RangeError(`ResNet: imageSize must be at least ${minSize} with the ${c.stem} stem, got ${c.imageSize}`);
 }
 

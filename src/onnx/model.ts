@@ -20,7 +20,7 @@ export interface OnnxGraph {
   source: string;                    // the file, for errors
   nodes: NodeProto[];                // in the graph's (topological) order, Constant nodes included
   tensors: Map<string, OnnxTensor>;  // initializers and Constant outputs, by name
-  inputs: string[];                  // graph inputs that are not initializers
+  inputs: { name: string; dims: (number | string)[] }[]; // graph inputs that are not initializers; symbolic dims as names
   outputs: string[];
   opset: number;                     // of the default domain
 }
@@ -55,7 +55,10 @@ export function decodeOnnxGraph(bytes: Uint8Array, source: string): OnnxGraph {
   const opset = int(model.opsetImport?.find((o) => !o.domain || o.domain === "ai.onnx")?.version);
   return {
     source, nodes: g.node, tensors, opset,
-    inputs: (g.input ?? []).map((v) => v.name ?? "").filter((n) => !tensors.has(n)),
+    inputs: (g.input ?? []).filter((v) => !tensors.has(v.name ?? "")).map((v) => ({
+      name: v.name ?? "",
+      dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue != null ? int(d.dimValue) : "?")),
+    })),
     outputs: (g.output ?? []).map((v) => v.name ?? ""),
   };
 }
