@@ -144,6 +144,23 @@ test("train → fit → calibrate → evaluate: ratio 0 is the dense model exact
   assert.deepEqual(generate(lm, r.dual, vocab, new Rng(5), o), dense);
 });
 
+test("k auto: the smallest k of the grid within the validation budget, every smaller one outside it", async () => {
+  const [rt] = await testRuntimes();
+  const lm = await tinyLm();
+  const grid = [1, 2, 4, 8], options = { ratios: [0.5], chunk: 500, maxTokens: { test: 200 } };
+  const loose = evaluateLm(rt, lm, DATA, { ...options, k: "auto", auto: { grid, budget: 10 } });
+  assert.deepEqual(loose.kSearch!.map((c) => c.k), [1], "a loose budget takes the first k");
+  assert.equal(loose.fit[0].k, 1);
+  const strict = evaluateLm(rt, lm, DATA, { ...options, k: "auto", auto: { grid, budget: 0.002 } });
+  const tried = strict.kSearch!, chosen = tried[tried.length - 1];
+  assert.ok(tried.length > 1, `a strict budget looks past k 1: ${JSON.stringify(tried)}`);
+  assert.deepEqual(tried.map((c) => c.k), grid.slice(0, tried.length));
+  assert.equal(strict.fit[0].k, chosen.k);
+  for (const c of tried.slice(0, -1)) assert.ok(c.validPpl > c.validDensePpl * 1.002, `k ${c.k} was within the budget but not chosen`);
+  if (chosen.k !== grid[grid.length - 1]) assert.ok(chosen.validPpl <= chosen.validDensePpl * 1.002);
+  assert.ok(tried.every((c, i) => i === 0 || c.littleBytes > tried[i - 1].littleBytes), "bytes grow with k");
+});
+
 test("bad input: ratios, splits, vocabulary, checkpoint and corpus are named in the error", async () => {
   const [rt] = await testRuntimes();
   const lm = await tinyLm();

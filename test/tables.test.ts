@@ -38,8 +38,15 @@ test("tables lm: every table from a shipped checkpoint on a few hundred tokens, 
   assert.deepEqual(t.noise.map((n) => n.sigma), [0.25, 0.5, 1]);
   assert.ok(t.noise.every((n) => n.insensitivePpl > 1 && n.sensitivePpl > 1));
   assert.ok(t.overhead.projection > 0 && t.overhead.little > -1);
-  assert.deepEqual(t.k.map((r) => r.eps), [0.3, 0.5, 0.7]);
-  assert.ok(t.k[2].k <= t.k[0].k, "a larger ε gives no larger k");
+  const eps = t.k.filter((r) => r.eps !== null), grid = t.k.filter((r) => r.eps === null);
+  assert.deepEqual(eps.map((r) => [r.projection, r.eps]), [["random", 0.3], ["random", 0.5], ["random", 0.7]]);
+  assert.ok(eps[2].k <= eps[0].k, "a larger ε gives no larger k");
+  // The grid up to the width (128): both projections at each k, the bytes growing with k.
+  assert.deepEqual(grid.map((r) => [r.projection, r.k]), [16, 32, 64, 128].flatMap((k) => [["random", k], ["rrr", k]]));
+  for (const projection of ["random", "rrr"]) {
+    const rows = grid.filter((r) => r.projection === projection);
+    for (let i = 1; i < rows.length; i++) assert.ok(rows[i].littleKB > rows[i - 1].littleKB, `${projection}: bytes grow with k`);
+  }
   // Compared with itself: the dense PPL is the dense row's, and the dual is the 50 % row's.
   assert.equal(t.compare!.hidden, 128);
   assert.equal(t.compare!.ppl, t.dense.ppl);

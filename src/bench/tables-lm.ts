@@ -14,8 +14,8 @@
 import { basename, join } from "node:path";
 import type { Runtime } from "../runtime/runtime.js";
 import { DualModel, gateRegions, type Thresholds } from "../recurrent/dual.js";
-import { fitLittleModules } from "../recurrent/fit.js";
-import { LittleModule } from "../recurrent/little.js";
+import { fitLittleModules, type FitOptions } from "../recurrent/fit.js";
+import { LittleModule, PROJECTIONS, type ProjectionKind } from "../recurrent/little.js";
 import { BITS, type Bits } from "../dual/quantize.js";
 import { Progress } from "../util/progress.js";
 import { Rng } from "../util/random.js";
@@ -31,6 +31,8 @@ import type { OpenedLm } from "../recurrent/open.js";
 const RATIOS = [0.1, 0.3, 0.5, 0.7, 0.9];
 const NOISE_SIGMAS = [0.25, 0.5, 1];
 const EPS_SWEEP = [0.3, 0.5, 0.7];
+/** Projected sizes of the k sweep, each with both projections (those above the layer's width are skipped). */
+const K_SWEEP = [16, 32, 64, 128, 256, 512];
 const WARMUP = 10;
 
 export interface TableOptions { testTokens: number; trainTokens: number; validTokens: number; steps: number; paperWidths: number[] }
@@ -43,7 +45,8 @@ export interface LmTables {
   precision: { bits: Bits; ppl: number; littleMB: number; bigMB: number }[];
   noise: { sigma: number; insensitivePpl: number; sensitivePpl: number }[];
   overhead: { projection: number; little: number; big: number };
-  k: { eps: number; k: number; ppl: number; speedup: number }[];
+  /** ε rows: the paper's random projection at the JL k of each ε; k rows: both projections at each k of K_SWEEP. */
+  k: { projection: ProjectionKind; eps: number | null; k: number; littleKB: number; ppl: number; dppl: number; speedup: number }[];
   compare: { file: string; hidden: number; ppl: number; cellMs: number; mbPerStep: number;
              dualPpl: number; dualCellMs: number; dualMbPerStep: number } | null;
   /** `dmi bench rnn`'s rows for the model's cell at the paper's widths: ratio 0 and RATIOS, cold, fp32 big weights. */
@@ -71,14 +74,14 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
     ], { warmup: WARMUP, rounds: timedSeq.length, flush: flushing });
     return { dense, dual: duals };
   };
-  const fit = (eps: number, label: string) => {
+  const fit = (options: FitOptions, label: string) => {
     const bar = new Progress(`${label}: fit`, trainSeqs.reduce((n, s) => n + s.length, 0));
-    return fitLittleModules(rt, lm.stack, trainSeqs, { eps, onProgress: (_w, d) => bar.update(d) }).littles;
+    return fitLittleModules(rt, lm.stack, trainSeqs, { ...options, onProgress: (_w, d) => bar.update(d) }).littles;
   };
 
   // Dense, then the ratio sweep on little modules at the defaults (ε = 0.5, INT8).
   const densePpl = ppl("dense", lm.stack);
-  const littles = fit(0.5, "ε 0.5");
+  const littles = fit({ eps: 0.5 }, "ε 0.5");
   const dual = new DualModel(rt, lm.stack, littles);
   const thresholds = RATIOS.map((r) => dual.calibrate(validSeqs, r));
   const ratioRows = RATIOS.map((ratio, i) => {
@@ -126,15 +129,22 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
   const [denseMs, projMs, noneMs, halfMs] = splitMs;
   const overhead = { projection: projMs / denseMs, little: (noneMs - projMs) / denseMs, big: (halfMs - noneMs) / denseMs };
 
-  // k from ε: PPL and speedup at 50 % (ε = 0.5 is the sweep above).
+  // k from ε (the paper's), then a grid of k with both projections: PPL, little-module bytes
+  // (projection included) and speedup at 50 % (ε = 0.5 is the ratio sweep above).
+  const width = Math.min(...lm.stack.layers.map((cell) => Math.min(cell.input, cell.hidden)));
+  const sweep: { projection: ProjectionKind; eps: number | null; k?: number }[] = [
+    ...EPS_SWEEP.map((eps) => ({ projection: "random" as const, eps })),
+    ...K_SWEEP.filter((k) => k <= width).flatMap((k) => PROJECTIONS.map((projection) => ({ projection, eps: null, k }))),
+  ];
   const k = [];
-  for (const eps of EPS_SWEEP) {
-    const ls = eps === 0.5 ? littles : fit(eps, `ε ${eps}`);
+  for (const { projection, eps, k: size } of sweep) {
+    const label = eps !== null ? `ε ${eps}` : `${projection} k ${size}`;
+    const ls = eps === 0.5 ? littles : fit(eps !== null ? { eps } : { k: size, projection }, label);
     const d = eps === 0.5 ? dual : new DualModel(rt, lm.stack, ls);
     const t = eps === 0.5 ? thresholds[half] : d.calibrate(validSeqs, 0.5);
     d.setThresholds(t, 0.5);
-    const p = ppl(`ε ${eps}`, d), tm = await cellTimes(d, [t]);
-    k.push({ eps, k: ls[0].k, ppl: p, speedup: tm.dense / tm.dual[0] });
+    const p = ppl(label, d), tm = await cellTimes(d, [t]);
+    k.push({ projection, eps, k: ls[0].k, littleKB: ls.reduce((n, m) => n + m.bytes, 0) / 1e3, ppl: p, dppl: p - densePpl, speedup: tm.dense / tm.dual[0] });
   }
 
   const compare = smaller ? await compareSmaller(smaller, test, dual, thresholds[half], lm, opt.steps, flushing) : null;
@@ -229,9 +239,10 @@ export function formatTables(t: LmTables): string {
     markdown(["projection", "little module (+ selection, gates)", "big module"],
       [[f(t.overhead.projection, 3), f(t.overhead.little, 3), f(t.overhead.big, 3)]]),
     "",
-    "### k sweep (50 %)",
+    "### k sweep (50 %; little-module bytes include the projection)",
     "",
-    markdown(["ε", "k", "PPL", "speedup"], t.k.map((r) => [String(r.eps), String(r.k), f(r.ppl), f(r.speedup)])),
+    markdown(["projection", "ε", "k", "little KB", "PPL", "ΔPPL", "speedup"], t.k.map((r) => [
+      r.projection, r.eps === null ? "-" : String(r.eps), String(r.k), f(r.littleKB, 1), f(r.ppl), signed(r.dppl), f(r.speedup)])),
   ];
   if (t.compare) {
     const c = t.compare;

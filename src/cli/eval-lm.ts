@@ -11,7 +11,7 @@ import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { formatTable } from "../util/table.js";
 import { numbers, optionalInteger, optionalProjection } from "./args.js";
-import { DEFAULT_MAX_TOKENS, checkRatios, evaluateLm, timeSteps, type LmEvalOptions, type LmEvalResult, type StepTimes } from "../recurrent/eval.js";
+import { DEFAULT_MAX_TOKENS, K_GRID, checkRatios, evaluateLm, timeSteps, type LmEvalOptions, type LmEvalResult, type StepTimes } from "../recurrent/eval.js";
 import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
 import type { CellKind } from "../recurrent/stack.js";
 
@@ -28,6 +28,9 @@ const USAGE = `dmi eval lm --model FILE [options]
   --test-tokens N      test tokens perplexity is measured on (all)
   --text FILE          measure perplexity on this text file instead of the test split (unknown words: <unk>)
   --k K | --eps E      little module: projected size, or the Johnson–Lindenstrauss ε that sets it (0.5)
+  --k auto             the smallest k of ${K_GRID.join(", ")} whose validation perplexity at --auto-ratio
+                       stays within --budget of the dense model's (on the valid split's first 5000 tokens)
+  --auto-ratio R       the ratio k auto is chosen at (0.5); --budget B: relative perplexity budget (0.01)
   --bits B             little-weight precision: ${BITS.join(", ")} (8)
   --method M           little-module fit: ridge or sgd (ridge)
   --projection P       random (the paper's sparse projection) or rrr (the reduced-rank basis of the pre-activations) (random)
@@ -48,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
       model: { type: "string" }, ratios: { type: "string", default: "0.1,0.3,0.5,0.7,0.9" }, corpus: { type: "string" },
       data: { type: "string" }, split: { type: "string" }, cell: { type: "string" },
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, "test-tokens": { type: "string" }, text: { type: "string" },
-      k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" }, projection: { type: "string" },
+      k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" }, projection: { type: "string" }, "auto-ratio": { type: "string" }, budget: { type: "string" },
       seed: { type: "string" }, threads: { type: "string" }, json: { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -66,7 +69,7 @@ export async function main(argv: string[]): Promise<void> {
   if (v.json && !existsSync(dirname(resolve(v.json)))) throw new Error(`--json ${v.json}: folder ${dirname(resolve(v.json))} does not exist`);
   const threads = optionalInteger("threads", v.threads, 1);
   const options: LmEvalOptions = {
-    ratios, bits, method, eps, k: optionalInteger("k", v.k, 1), projection: optionalProjection(v.projection), seed: optionalInteger("seed", v.seed, 0),
+    ratios, bits, method, eps, k: v.k === "auto" ? "auto" : optionalInteger("k", v.k, 1), auto: autoOptions(v), projection: optionalProjection(v.projection), seed: optionalInteger("seed", v.seed, 0),
     maxTokens: {
       train: optionalInteger("train-tokens", v["train-tokens"], 2), valid: optionalInteger("valid-tokens", v["valid-tokens"], 2),
       test: optionalInteger("test-tokens", v["test-tokens"], 2),
@@ -92,6 +95,15 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await rt.close();
   }
+}
+
+/** --auto-ratio and --budget, which only k auto reads. */
+function autoOptions(v: { k?: string; "auto-ratio"?: string; budget?: string }): LmEvalOptions["auto"] {
+  if (v.k !== "auto" && (v["auto-ratio"] !== undefined || v.budget !== undefined)) throw new Error("--auto-ratio and --budget go with --k auto");
+  const ratio = numbers(v["auto-ratio"], "auto-ratio")?.[0], budget = numbers(v.budget, "budget")?.[0];
+  if (ratio !== undefined) checkRatios([ratio], "--auto-ratio");
+  if (budget !== undefined && !(budget >= 0)) throw new Error(`--budget must be ≥ 0, got ${v.budget}`);
+  return { ratio, budget };
 }
 
 /** The --data, --split and --cell options that eval lm, demo and tables lm share, checked. */
@@ -120,7 +132,11 @@ export function jsonRows(o: OpenedLm, r: LmEvalResult, split = "test"): LmEvalRo
 
 /** The fit's summary line and the table: dense first, then each ratio. */
 export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, split = "test"): string {
-  const f = r.fit.map((x) => `layer ${x.layer}: k ${x.k}, validation R² ${x.validationR2?.toFixed(3) ?? "-"}`).join("; ");
+  const f = r.fit.map((x) => `layer ${x.layer}: ${x.projection} projection, k ${x.k}, validation R² ${x.validationR2?.toFixed(3) ?? "-"}`).join("; ");
+  const search = r.kSearch && "k auto, smallest k within the budget (validation perplexity at the search ratio):\n" + formatTable(
+    ["k", "little KB", "R²", "valid ppl", "dense", "Δ %"],
+    r.kSearch.map((c) => [c.k, (c.littleBytes / 1e3).toFixed(1), c.validationR2?.toFixed(3) ?? "-", c.validPpl.toFixed(2),
+      c.validDensePpl.toFixed(2), (100 * (c.validPpl / c.validDensePpl - 1)).toFixed(2)]), 1) + "\n";
   const d = r.dense;
   const rows: (string | number)[][] = [
     ["dense", "-", "-", d.ppl.toFixed(2), "-", "1.00", times.dense.toFixed(3), "1.00", d.tokenMs.toFixed(3)],
@@ -129,7 +145,7 @@ export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, spl
       times.dual[i].toFixed(3), (times.dense / times.dual[i]).toFixed(2), x.tokenMs.toFixed(3),
     ]),
   ];
-  return `${o.corpus.name} ${split}: ${r.tokens.test} tokens (${r.dense.predictions} predictions); little modules fitted on ` +
+  return (search ?? "") + `${o.corpus.name} ${split}: ${r.tokens.test} tokens (${r.dense.predictions} predictions); little modules fitted on ` +
     `${r.tokens.train} train tokens, thresholds on ${r.tokens.valid} valid tokens, in pieces spread over each split\n(${f})\n` +
     formatTable(["model", "ratio", "achieved", "ppl", "Δppl", "bytes reduction", "cell ms", "speedup", "token ms"], rows, 1) + "\n" +
     "  bytes reduction: weight bytes one step of the recurrent layers reads, dense over dual-module\n" +

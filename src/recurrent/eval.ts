@@ -93,7 +93,9 @@ export interface LmEvalOptions {
   /** At most this many tokens of each split: test's first ones, pieces spread over train and valid
    *  (spreadPieces). The defaults bound the fit's and the calibration's memory. */
   maxTokens?: Partial<Record<keyof LmSplits, number>>;
-  k?: number;           // little module: projected size (default from eps)
+  k?: number | "auto";  // little module: projected size (default from eps); "auto": the smallest of K_GRID within `auto`'s budget
+  /** For k "auto": the ratio and relative validation-perplexity budget (defaults 0.5 and 1 %), and the validation tokens scored. */
+  auto?: { ratio?: number; budget?: number; tokens?: number; grid?: number[] };
   eps?: number;         // Johnson–Lindenstrauss ε (default 0.5)
   bits?: Bits;          // little-weight precision (default 8)
   method?: FitMethod;   // default "ridge"
@@ -115,10 +117,18 @@ export interface RatioResult {
   tokenMs: number;
 }
 
+/** One candidate of a k "auto" search: its validation perplexity at the search's ratio. */
+export interface KCandidate { k: number; validPpl: number; validDensePpl: number; validationR2: number | null; littleBytes: number }
+
+/** Projected sizes `k auto` tries, smallest first (those above a layer's width are skipped). */
+export const K_GRID = [16, 32, 64, 128, 256, 512, 1024];
+
 export interface LmEvalResult {
   tokens: Record<keyof LmSplits, number>; // used from each split
   dense: PerplexityResult;
   fit: FitReport[];
+  /** For k "auto": every candidate tried, in order; the chosen one is the last. */
+  kSearch: KCandidate[] | null;
   ratios: RatioResult[];
   dual: DualModel;        // calibrated to the last ratio
 }
@@ -148,11 +158,38 @@ export function evaluateLm(rt: Runtime, lm: LmInference, splits: LmSplits, optio
   const dense = perplexity(lm, lm.stack, test, say && ((d, t) => say("dense", d, t)));
 
   const validSeqs = stepSequences(lm, valid), trainSeqs = stepSequences(lm, train);
-  say?.("fit", 0, tokens.train);
-  const { littles, report: fit } = fitLittleModules(rt, lm.stack, trainSeqs, {
-    k: options.k, eps: options.eps, bits: options.bits, method: options.method, projection: options.projection, seed: options.seed,
-    validation: validSeqs, onProgress: say && ((_what, d, t) => say("fit", d, t)),
-  });
+  const fitWith = (k: number | undefined) => {
+    say?.("fit", 0, tokens.train);
+    return fitLittleModules(rt, lm.stack, trainSeqs, {
+      k, eps: options.eps, bits: options.bits, method: options.method, projection: options.projection, seed: options.seed,
+      validation: validSeqs, onProgress: say && ((_what, d, t) => say("fit", d, t)),
+    });
+  };
+  let kSearch: KCandidate[] | null = null, fitted;
+  if (options.k === "auto") {
+    // The smallest k whose validation perplexity at the search ratio stays within the budget, scored
+    // on the valid split's first tokens (a stream, as test is), thresholds calibrated as usual.
+    const a = { ratio: 0.5, budget: 0.01, tokens: 5000, ...options.auto };
+    checkRatios([a.ratio], "evaluateLm auto.ratio");
+    if (!(a.budget >= 0)) throw new RangeError(`evaluateLm: auto.budget must be ≥ 0, got ${a.budget}`);
+    const scored = splits.valid.subarray(0, Math.max(2, a.tokens));
+    const validDensePpl = perplexity(lm, lm.stack, scored).ppl;
+    const width = Math.min(...lm.stack.layers.map((cell) => Math.min(cell.input, cell.hidden)));
+    kSearch = [];
+    const grid = (a.grid ?? K_GRID).filter((k) => k <= width);
+    for (const k of grid.length > 0 ? grid : [width]) {
+      fitted = fitWith(k);
+      const trial = new DualModel(rt, lm.stack, fitted.littles);
+      trial.setThresholds(trial.calibrate(validSeqs, a.ratio), a.ratio);
+      const validPpl = perplexity(lm, trial, scored, say && ((d, t) => say(`k ${k}`, d, t))).ppl;
+      kSearch.push({ k, validPpl, validDensePpl, validationR2: mean(fitted.report.map((r) => r.validationR2 ?? NaN)),
+        littleBytes: fitted.littles.reduce((n, m) => n + m.bytes, 0) });
+      if (validPpl <= validDensePpl * (1 + a.budget)) break;
+    }
+  } else {
+    fitted = fitWith(options.k);
+  }
+  const { littles, report: fit } = fitted!;
   const dual = new DualModel(rt, lm.stack, littles);
   const ratios = options.ratios.map((ratio): RatioResult => {
     const thresholds = dual.calibrate(validSeqs, ratio);
@@ -164,10 +201,11 @@ export function evaluateLm(rt: Runtime, lm: LmInference, splits: LmSplits, optio
       bytesReduction: a.memoryReduction, thresholds, tokenMs: r.tokenMs,
     };
   });
-  return { tokens, dense, fit, ratios, dual };
+  return { tokens, dense, fit, kSearch, ratios, dual };
 }
 
 function count(pieces: Int32Array[]): number { return pieces.reduce((n, p) => n + p.length, 0); }
+function mean(a: number[]): number { return a.reduce((s, v) => s + v, 0) / a.length; }
 
 export interface StepTimes { dense: number; dual: number[] } // median ms of one recurrent step, dual per ratio
 
