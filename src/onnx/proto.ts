@@ -168,8 +168,8 @@ class ProtoReader {
 /** TensorProto.DataType values we read or write. */
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, DOUBLE: 11 } as const;
 
-/** A float tensor: row-major data of the given dims. */
-export interface TensorData { name: string; dims: number[]; data: Float32Array }
+/** A float (or, for quantized weights, UINT8) tensor: row-major data of the given dims. */
+export interface TensorData { name: string; dims: number[]; data: Float32Array | Uint8Array }
 
 /** A graph input or output: float elements; a dim may be symbolic (a string). */
 export interface ValueInfo { name: string; dims: (number | string)[] }
@@ -207,12 +207,16 @@ function tensorProto(t: TensorData): ProtoWriter {
   }
   const w = new ProtoWriter();
   w.packedInts(1, t.dims);
-  w.int(2, DataType.FLOAT);
+  w.int(2, t.data instanceof Uint8Array ? DataType.UINT8 : DataType.FLOAT);
   w.string(8, t.name);
-  // raw_data is little-endian; copy through a DataView so that a big-endian host writes it right too.
-  const raw = new Uint8Array(t.data.length * 4), dv = new DataView(raw.buffer);
-  for (let i = 0; i < t.data.length; i++) dv.setFloat32(i * 4, t.data[i], true);
-  w.bytes(9, raw);
+  if (t.data instanceof Float32Array) {
+    // raw_data is little-endian; copy through a DataView so that a big-endian host writes it right too.
+    const raw = new Uint8Array(t.data.length * 4), dv = new DataView(raw.buffer);
+    for (let i = 0; i < t.data.length; i++) dv.setFloat32(i * 4, t.data[i], true);
+    w.bytes(9, raw);
+  } else {
+    w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.length));
+  }
   return w;
 }
 
@@ -283,7 +287,7 @@ const ELEMENT_BYTES: Record<number, number> = {
 };
 
 /** A TensorProto as read from a file; integer and double tensors are converted to float. */
-export interface DecodedTensor extends TensorData { dataType: number }
+export interface DecodedTensor extends TensorData { dataType: number; data: Float32Array }
 
 /**
  * Reads a serialized TensorProto (an ONNX test's input_N.pb / output_N.pb). Accepts FLOAT, DOUBLE,

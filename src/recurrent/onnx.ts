@@ -1,10 +1,12 @@
 // ONNX graphs of one recurrent step at batch 1 from PyTorch-layout weights, for the onnxruntime peer:
-// the LSTM and GRU operators, the same cells as Gemm plus gate math, and a GNMT-style stack. Fixed
-// shapes, so the peer sees exactly the work our cells do. Not here: the generic single-op graphs
-// (src/onnx/graphs.ts).
-import type { GraphSpec, TensorData, ValueInfo } from "../onnx/proto.js";
+// the LSTM and GRU operators, the same cells as Gemm plus gate math, the same cells dynamically
+// quantized (INT8 weights, the input quantized per step: onnxruntime's INT8 dense baseline), and a
+// GNMT-style stack of LSTM operators or of quantized cells. Fixed shapes, so the peer sees exactly
+// the work our cells do. Not here: the generic single-op graphs (src/onnx/graphs.ts).
+import type { GraphSpec, NodeSpec, TensorData, ValueInfo } from "../onnx/proto.js";
 import type { OnnxModel } from "../onnx/peer.js";
 import { checkLength, model } from "../onnx/graphs.js";
+import { quantizeRows } from "../dual/quantize.js";
 import { interleaveRows } from "./lstm.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -33,12 +35,18 @@ const LSTM_ORDER = [0, 3, 1, 2];
 // ONNX GRU gates are z, r, h; PyTorch's are r, z, n(=h).
 const GRU_ORDER = [1, 0, 2];
 
+/** ONNX's B (2·G·H) = [Wb | Rb] of the LSTM/GRU operators, gates in ONNX order. */
+function onnxBias(w: CellWeights, order: readonly number[], H: number): Float32Array {
+  const GH = order.length * H, B = new Float32Array(2 * GH);
+  B.set(reorderGates(w.bias_ih, order, H, 1), 0);
+  B.set(reorderGates(w.bias_hh, order, H, 1), GH);
+  return B;
+}
+
 function cellModel(op: "LSTM" | "GRU", E: number, H: number, w: CellWeights): OnnxModel {
   const lstm = op === "LSTM", G = lstm ? 4 : 3, order = lstm ? LSTM_ORDER : GRU_ORDER;
   checkCell(`${op.toLowerCase()}Model`, G, E, H, w);
-  const B = new Float32Array(2 * G * H); // ONNX B is [Wb | Rb]
-  B.set(reorderGates(w.bias_ih, order, H, 1), 0);
-  B.set(reorderGates(w.bias_hh, order, H, 1), G * H);
+  const B = onnxBias(w, order, H);
   const state: ValueInfo[] = lstm ? [{ name: "h0", dims: [1, 1, H] }, { name: "c0", dims: [1, 1, H] }] : [{ name: "h0", dims: [1, 1, H] }];
   const outputs: ValueInfo[] = lstm ? [{ name: "h1", dims: [1, 1, H] }, { name: "c1", dims: [1, 1, H] }] : [{ name: "h1", dims: [1, 1, H] }];
   return model({
@@ -84,6 +92,48 @@ function checkCell(what: string, G: number, E: number, H: number, w: CellWeights
   checkLength(what, "bias_hh", w.bias_hh, G * H);
 }
 
+/**
+ * An LSTM's gate math on its pre-activations `pre` (PyTorch's gate order i, f, g, o along `axis`):
+ * c1 = σ(f)·c0 + σ(i)·tanh(g), h1 = σ(o)·tanh(c1). Node names start with `p`.
+ */
+function lstmGateNodes(p: string, pre: string, c0: string, h1: string, c1: string, axis: number): NodeSpec[] {
+  const n = (s: string) => p + s;
+  return [
+    { opType: "Split", inputs: [pre], outputs: [n("ai"), n("af"), n("ag"), n("ao")], attributes: [{ name: "axis", int: axis }] },
+    { opType: "Sigmoid", inputs: [n("ai")], outputs: [n("i")] },
+    { opType: "Sigmoid", inputs: [n("af")], outputs: [n("f")] },
+    { opType: "Tanh", inputs: [n("ag")], outputs: [n("g")] },
+    { opType: "Sigmoid", inputs: [n("ao")], outputs: [n("o")] },
+    { opType: "Mul", inputs: [n("f"), c0], outputs: [n("fc")] },
+    { opType: "Mul", inputs: [n("i"), n("g")], outputs: [n("ig")] },
+    { opType: "Add", inputs: [n("fc"), n("ig")], outputs: [c1] },
+    { opType: "Tanh", inputs: [c1], outputs: [n("tc")] },
+    { opType: "Mul", inputs: [n("o"), n("tc")], outputs: [h1] },
+  ];
+}
+
+/**
+ * A GRU's gate math on the x part gx and the h part gh of its pre-activations (gate order r, z, n
+ * along `axis`): n = tanh(gx_n + r ⊙ gh_n), h1 = (1 − z)·n + z·h0.
+ */
+function gruGateNodes(gx: string, gh: string, h0: string, h1: string, axis: number): NodeSpec[] {
+  return [
+    { opType: "Split", inputs: [gx], outputs: ["xr", "xz", "xn"], attributes: [{ name: "axis", int: axis }] },
+    { opType: "Split", inputs: [gh], outputs: ["hr", "hz", "hn"], attributes: [{ name: "axis", int: axis }] },
+    { opType: "Add", inputs: ["xr", "hr"], outputs: ["ar"] },
+    { opType: "Sigmoid", inputs: ["ar"], outputs: ["r"] },
+    { opType: "Add", inputs: ["xz", "hz"], outputs: ["az"] },
+    { opType: "Sigmoid", inputs: ["az"], outputs: ["z"] },
+    { opType: "Mul", inputs: ["r", "hn"], outputs: ["rhn"] },
+    { opType: "Add", inputs: ["xn", "rhn"], outputs: ["an"] },
+    { opType: "Tanh", inputs: ["an"], outputs: ["n"] },
+    // h1 = (1 − z)·n + z·h0 = n + z·(h0 − n)
+    { opType: "Sub", inputs: [h0, "n"], outputs: ["d"] },
+    { opType: "Mul", inputs: ["z", "d"], outputs: ["zd"] },
+    { opType: "Add", inputs: ["n", "zd"], outputs: [h1] },
+  ];
+}
+
 /** One LSTM step as Gemm([x | h0], [W_ih | W_hh]ᵀ) and gate math: inputs x (1,E), h0, c0 (1,H); outputs h1, c1 (1,H). */
 export function lstmGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
   checkCell("lstmGemmModel", 4, E, H, w);
@@ -93,16 +143,7 @@ export function lstmGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
     nodes: [
       { opType: "Concat", inputs: ["x", "h0"], outputs: ["xh"], attributes: [{ name: "axis", int: 1 }] },
       { opType: "Gemm", inputs: ["xh", "W", "b"], outputs: ["pre"], attributes: [{ name: "transB", int: 1 }] },
-      { opType: "Split", inputs: ["pre"], outputs: ["ai", "af", "ag", "ao"], attributes: [{ name: "axis", int: 1 }] },
-      { opType: "Sigmoid", inputs: ["ai"], outputs: ["i"] },
-      { opType: "Sigmoid", inputs: ["af"], outputs: ["f"] },
-      { opType: "Tanh", inputs: ["ag"], outputs: ["g"] },
-      { opType: "Sigmoid", inputs: ["ao"], outputs: ["o"] },
-      { opType: "Mul", inputs: ["f", "c0"], outputs: ["fc"] },
-      { opType: "Mul", inputs: ["i", "g"], outputs: ["ig"] },
-      { opType: "Add", inputs: ["fc", "ig"], outputs: ["c1"] },
-      { opType: "Tanh", inputs: ["c1"], outputs: ["tc"] },
-      { opType: "Mul", inputs: ["o", "tc"], outputs: ["h1"] },
+      ...lstmGateNodes("", "pre", "c0", "h1", "c1", 1),
     ],
     initializers: [{ name: "W", dims: [4 * H, E + H], data: W }, { name: "b", dims: [4 * H], data: b }],
     inputs: [{ name: "x", dims: [1, E] }, { name: "h0", dims: [1, H] }, { name: "c0", dims: [1, H] }],
@@ -118,19 +159,7 @@ export function gruGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
     nodes: [
       { opType: "Gemm", inputs: ["x", "Wi", "bi"], outputs: ["gx"], attributes: [{ name: "transB", int: 1 }] },
       { opType: "Gemm", inputs: ["h0", "Wh", "bh"], outputs: ["gh"], attributes: [{ name: "transB", int: 1 }] },
-      { opType: "Split", inputs: ["gx"], outputs: ["xr", "xz", "xn"], attributes: [{ name: "axis", int: 1 }] },
-      { opType: "Split", inputs: ["gh"], outputs: ["hr", "hz", "hn"], attributes: [{ name: "axis", int: 1 }] },
-      { opType: "Add", inputs: ["xr", "hr"], outputs: ["ar"] },
-      { opType: "Sigmoid", inputs: ["ar"], outputs: ["r"] },
-      { opType: "Add", inputs: ["xz", "hz"], outputs: ["az"] },
-      { opType: "Sigmoid", inputs: ["az"], outputs: ["z"] },
-      { opType: "Mul", inputs: ["r", "hn"], outputs: ["rhn"] },
-      { opType: "Add", inputs: ["xn", "rhn"], outputs: ["an"] },
-      { opType: "Tanh", inputs: ["an"], outputs: ["n"] },
-      // h1 = (1 − z)·n + z·h0 = n + z·(h0 − n)
-      { opType: "Sub", inputs: ["h0", "n"], outputs: ["d"] },
-      { opType: "Mul", inputs: ["z", "d"], outputs: ["zd"] },
-      { opType: "Add", inputs: ["n", "zd"], outputs: ["h1"] },
+      ...gruGateNodes("gx", "gh", "h0", "h1", 1),
     ],
     initializers: [
       { name: "Wi", dims: [3 * H, E], data: w.weight_ih }, { name: "bi", dims: [3 * H], data: w.bias_ih },
@@ -141,34 +170,105 @@ export function gruGemmModel(E: number, H: number, w: CellWeights): OnnxModel {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dynamically quantized cells: onnxruntime's INT8 dense step
+
+/**
+ * y (1,1,rows) = a (1,1,cols) · Wᵀ + b with W (rows, cols) at 8 bits, symmetric per row (scale
+ * max|W_r|/127, as our INT8 cells), and a quantized per step by DynamicQuantizeLinear (uint8, one
+ * scale and zero point): the graph onnxruntime's quantize_dynamic writes (DynamicQuantizeLinear,
+ * MatMulInteger, Cast, the product of the scales, Mul, Add), which its optimizer fuses. Node and
+ * initializer names start with `p`.
+ * The weights are stored as uint8 q + 128 with zero point 128 (the same 255 levels): onnxruntime's
+ * uint8 × int8 product on AVX2 without VNNI adds pairs of products in saturating 16 bits and was
+ * measured 0.02 off on an LSTM-7 step; uint8 × uint8 has no such overflow.
+ */
+function quantizedLinear(p: string, a: string, y: string, W: Float32Array, b: Float32Array, rows: number, cols: number):
+    { nodes: NodeSpec[]; initializers: TensorData[] } {
+  const q = quantizeRows(W, rows, cols, 8), Bq = new Uint8Array(cols * rows); // B = Wᵀ (cols, rows)
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Bq[c * rows + r] = q.q![r * cols + c] + 128;
+  const n = (s: string) => p + s;
+  return {
+    nodes: [
+      { opType: "DynamicQuantizeLinear", inputs: [a], outputs: [n("aq"), n("as"), n("az")] },
+      { opType: "MatMulInteger", inputs: [n("aq"), n("Wq"), n("az"), n("wz")], outputs: [n("acc")] },
+      { opType: "Cast", inputs: [n("acc")], outputs: [n("accf")], attributes: [{ name: "to", int: 1 }] },
+      { opType: "Mul", inputs: [n("as"), n("ws")], outputs: [n("scale")] },
+      { opType: "Mul", inputs: [n("accf"), n("scale")], outputs: [n("ab")] },
+      { opType: "Add", inputs: [n("ab"), n("b")], outputs: [y] },
+    ],
+    initializers: [
+      { name: n("Wq"), dims: [cols, rows], data: Bq },
+      { name: n("wz"), dims: [], data: Uint8Array.of(128) },
+      { name: n("ws"), dims: [rows], data: q.scales },
+      { name: n("b"), dims: [rows], data: b },
+    ],
+  };
+}
+
+/** The nodes of one dynamically quantized LSTM step on (1,1,·) tensors: [x | h0] in one product. */
+function quantizedLstmNodes(p: string, x: string, h0: string, c0: string, h1: string, c1: string, E: number, H: number, w: CellWeights):
+    { nodes: NodeSpec[]; initializers: TensorData[] } {
+  const W = interleaveRows(w.weight_ih, w.weight_hh, 4 * H, E, H), b = w.bias_ih.map((v, r) => v + w.bias_hh[r]);
+  const lin = quantizedLinear(p, p + "xh", p + "pre", W, b, 4 * H, E + H);
+  return {
+    nodes: [
+      { opType: "Concat", inputs: [x, h0], outputs: [p + "xh"], attributes: [{ name: "axis", int: 2 }] },
+      ...lin.nodes,
+      ...lstmGateNodes(p, p + "pre", c0, h1, c1, 2),
+    ],
+    initializers: lin.initializers,
+  };
+}
+
+/** One LSTM step, dynamically quantized: inputs x (1,1,E), h0, c0 (1,1,H); outputs h1, c1 (1,1,H). */
+export function lstmQuantizedModel(E: number, H: number, w: CellWeights): OnnxModel {
+  checkCell("lstmQuantizedModel", 4, E, H, w);
+  const { nodes, initializers } = quantizedLstmNodes("", "x", "h0", "c0", "h1", "c1", E, H, w);
+  return model({
+    name: "lstm_int8", nodes, initializers,
+    inputs: [{ name: "x", dims: [1, 1, E] }, { name: "h0", dims: [1, 1, H] }, { name: "c0", dims: [1, 1, H] }],
+    outputs: [{ name: "h1", dims: [1, 1, H] }, { name: "c1", dims: [1, 1, H] }],
+  });
+}
+
+/** One GRU step, dynamically quantized (x and h0 in two products): inputs x (1,1,E), h0 (1,1,H); output h1 (1,1,H). */
+export function gruQuantizedModel(E: number, H: number, w: CellWeights): OnnxModel {
+  checkCell("gruQuantizedModel", 3, E, H, w);
+  const x = quantizedLinear("x_", "x", "gx", w.weight_ih, w.bias_ih, 3 * H, E);
+  const h = quantizedLinear("h_", "h0", "gh", w.weight_hh, w.bias_hh, 3 * H, H);
+  return model({
+    name: "gru_int8",
+    nodes: [...x.nodes, ...h.nodes, ...gruGateNodes("gx", "gh", "h0", "h1", 2)],
+    initializers: [...x.initializers, ...h.initializers],
+    inputs: [{ name: "x", dims: [1, 1, E] }, { name: "h0", dims: [1, 1, H] }],
+    outputs: [{ name: "h1", dims: [1, 1, H] }],
+  });
+}
+
 /**
  * One step of GNMT's stacked LSTM decoder: layer l reads Concat(below, ctx) (below = x for layer 0),
  * and from layer `residualFrom` on its output is Y_h + below. Inputs x (1,1,X), ctx (1,1,C), and
- * h0_l, c0_l (1,1,H) per layer; output "y" (1,1,H), the top layer's output.
+ * h0_l, c0_l (1,1,H) per layer; output "y" (1,1,H), the top layer's output. `quantized`: each layer
+ * is the dynamically quantized cell (lstmQuantizedModel's) instead of the LSTM operator.
  */
-export function gnmtStackModel(X: number, H: number, C: number, residualFrom: number, layers: CellWeights[]): OnnxModel {
+export function gnmtStackModel(X: number, H: number, C: number, residualFrom: number, layers: CellWeights[],
+                               quantized = false): OnnxModel {
   const G = 4, nodes: GraphSpec["nodes"] = [], initializers: TensorData[] = [];
   const state: ValueInfo[] = [];
   let below = "x", belowSize = X;
   layers.forEach((w, l) => {
     const E = belowSize + C;
     checkCell(`gnmtStackModel layer ${l}`, G, E, H, w);
-    const B = new Float32Array(2 * G * H);
-    B.set(reorderGates(w.bias_ih, LSTM_ORDER, H, 1), 0);
-    B.set(reorderGates(w.bias_hh, LSTM_ORDER, H, 1), G * H);
-    initializers.push(
-      { name: `W${l}`, dims: [1, G * H, E], data: reorderGates(w.weight_ih, LSTM_ORDER, H, E) },
-      { name: `R${l}`, dims: [1, G * H, H], data: reorderGates(w.weight_hh, LSTM_ORDER, H, H) },
-      { name: `B${l}`, dims: [1, 2 * G * H], data: B },
-    );
     state.push({ name: `h0_${l}`, dims: [1, 1, H] }, { name: `c0_${l}`, dims: [1, 1, H] });
-    nodes.push(
-      { opType: "Concat", inputs: [below, "ctx"], outputs: [`in${l}`], attributes: [{ name: "axis", int: 2 }] },
-      {
-        opType: "LSTM", inputs: [`in${l}`, `W${l}`, `R${l}`, `B${l}`, "", `h0_${l}`, `c0_${l}`],
-        outputs: ["", `h${l}`, `c${l}`], attributes: [{ name: "hidden_size", int: H }],
-      },
-    );
+    nodes.push({ opType: "Concat", inputs: [below, "ctx"], outputs: [`in${l}`], attributes: [{ name: "axis", int: 2 }] });
+    if (quantized) {
+      const q = quantizedLstmNodes(`L${l}_`, `in${l}`, `h0_${l}`, `c0_${l}`, `h${l}`, `c${l}`, E, H, w);
+      nodes.push(...q.nodes);
+      initializers.push(...q.initializers);
+    } else {
+      lstmOpLayer(l, w, E, H, nodes, initializers);
+    }
     let out = `h${l}`;
     if (l >= residualFrom && l > 0) {
       nodes.push({ opType: "Add", inputs: [out, below], outputs: [`out${l}`] });
@@ -179,8 +279,22 @@ export function gnmtStackModel(X: number, H: number, C: number, residualFrom: nu
   });
   nodes.push({ opType: "Identity", inputs: [below], outputs: ["y"] });
   return model({
-    name: "gnmt_stack", nodes, initializers,
+    name: quantized ? "gnmt_stack_int8" : "gnmt_stack", nodes, initializers,
     inputs: [{ name: "x", dims: [1, 1, X] }, { name: "ctx", dims: [1, 1, C] }, ...state],
     outputs: [{ name: "y", dims: [1, 1, H] }],
+  });
+}
+
+/** Layer l of the stack as ONNX's LSTM operator on in_l, reading h0_l, c0_l and writing h_l, c_l. */
+function lstmOpLayer(l: number, w: CellWeights, E: number, H: number, nodes: NodeSpec[], initializers: TensorData[]): void {
+  const G = 4, B = onnxBias(w, LSTM_ORDER, H);
+  initializers.push(
+    { name: `W${l}`, dims: [1, G * H, E], data: reorderGates(w.weight_ih, LSTM_ORDER, H, E) },
+    { name: `R${l}`, dims: [1, G * H, H], data: reorderGates(w.weight_hh, LSTM_ORDER, H, H) },
+    { name: `B${l}`, dims: [1, 2 * G * H], data: B },
+  );
+  nodes.push({
+    opType: "LSTM", inputs: [`in${l}`, `W${l}`, `R${l}`, `B${l}`, "", `h0_${l}`, `c0_${l}`],
+    outputs: ["", `h${l}`, `c${l}`], attributes: [{ name: "hidden_size", int: H }],
   });
 }
