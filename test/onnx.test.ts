@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
 import { reference } from "../src/kernels/index.js";
 import { decodeTensor, encodeTensor } from "../src/onnx/proto.js";
-import { OrtPeer } from "../src/onnx/peer.js";
+import { ORT_MISSING, OrtPeer, loadOrt, ortAvailable } from "../src/onnx/peer.js";
 import { gemmModel, matmulModel } from "../src/onnx/graphs.js";
 import { gruGemmModel, gruModel, lstmGemmModel, lstmModel } from "../src/recurrent/onnx.js";
 import { FETCH_HINT, loadOnnxTestCase } from "../src/onnx/testdata.js";
@@ -152,3 +152,9 @@ for (const g of GOLDEN_RNN) {
     await peer.release();
   });
 }
+
+test("onnxruntime-node is an optional peer: an absent package is null and a one-line note, not a crash", async () => {
+  assert.equal(await loadOrt("onnxruntime-node-that-is-not-installed"), null);
+  assert.equal(await ortAvailable(), true); // a development dependency, so installed here
+  assert.match(ORT_MISSING, /^onnxruntime-node is not installed \(npm install onnxruntime-node\)[^\n]*$/);
+});

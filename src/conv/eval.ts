@@ -28,17 +28,15 @@ export function predict(net: { forward(x: Float32Array): Float32Array }, images:
 
 /**
  * onnxruntime-node's per-image median on the same weights, per thread count, after checking that its
- * logits agree with ours; an empty map when it is not installed (it is a development dependency).
+ * logits agree with ours; an empty map when it is not installed (it is an optional peer dependency).
  */
 export async function timeOrt(config: ResNetConfig, weights: ResNetWeights, dense: ResNet, images: Float32Array[], threadCounts: number[],
                               rt: Runtime): Promise<Map<number, number>> {
   const ms = new Map<number, number>();
   let peerModule: typeof import("../onnx/peer.js"), graphModule: typeof import("./onnx.js");
-  try {
-    [peerModule, graphModule] = await Promise.all([import("../onnx/peer.js"), import("./onnx.js")]);
-  } catch (e) {
-    if ((e as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw e;
-    console.error("onnxruntime-node is not installed (npm install onnxruntime-node): ort_ms is null");
+  [peerModule, graphModule] = await Promise.all([import("../onnx/peer.js"), import("./onnx.js")]);
+  if (!(await peerModule.ortAvailable())) {
+    console.error(`${peerModule.ORT_MISSING}: ort_ms is null`);
     return ms;
   }
   const graph = graphModule.resnetModel(config, weights);
