@@ -95,6 +95,15 @@ test("PyTorch import: a tied model is told apart from an untied one with equal s
   assert.equal((await loadLanguageModel(untied)).config.tied, false);
   assert.equal((await loadLanguageModel(path)).config.tied, true);
   await assert.rejects(loadLanguageModel(path, { cell: "gru" }), /holds a LSTM, not the GRU that --cell asks for/);
+
+  // safetensors' save_model keeps the first name of a shared tensor in sorted order: decoder.weight.
+  const onlyDecoder = { ...tensors };
+  delete onlyDecoder["encoder.weight"];
+  const saved = join(tmp, "save-model.safetensors");
+  await writeFile(saved, encodeSafetensors(onlyDecoder));
+  const a = await loadLanguageModel(saved), b = await loadLanguageModel(path);
+  assert.equal(a.config.tied, true);
+  assert.deepEqual(a.params, b.params);
 });
 
 test("PyTorch import: each bad file gives one line naming the file, the tensor and what was expected", async () => {

@@ -11,7 +11,8 @@
 //   rnn.weight_ih_l{k}  (G·H, E_k)     G = 4 (LSTM, rows i, f, g, o) or 3 (GRU, rows r, z, n)
 //   rnn.weight_hh_l{k}  (G·H, H)       its column count is H, so G = rows / H is never ambiguous
 //   rnn.bias_ih_l{k}, rnn.bias_hh_l{k}  (G·H)
-//   decoder.weight      (V, H)         absent, or bitwise equal to encoder.weight, when tied
+//   decoder.weight      (V, H)         absent, or bitwise equal to encoder.weight, when tied (or present
+//                                      with encoder.weight absent: what safetensors' save_model keeps)
 //   decoder.bias        (V)
 import { extname } from "node:path";
 import { readFileChecked } from "../io/files.js";
@@ -90,7 +91,11 @@ export function lmFromStateDict(file: SafetensorsFile): LoadedLm {
     return t!.shape;
   };
 
-  const [V, E] = shapeOf("encoder.weight", 2, "[vocab, emb]");
+  // safetensors' save_model keeps one name of a shared tensor, the first in sorted order: for tied
+  // weights that is decoder.weight, and encoder.weight is the one dropped.
+  const onlyDecoder = !file.tensors.has("encoder.weight") && file.tensors.has("decoder.weight");
+  const encoderName = onlyDecoder ? "decoder.weight" : "encoder.weight";
+  const [V, E] = shapeOf(encoderName, 2, "[vocab, emb]");
   const [rows, H] = shapeOf("rnn.weight_hh_l0", 2, "[gates × hidden, hidden]");
   const G = rows / H;
   if (G !== 4 && G !== 3) {
@@ -100,8 +105,11 @@ export function lmFromStateDict(file: SafetensorsFile): LoadedLm {
   const cell: CellKind = G === 4 ? "lstm" : "gru";
   let layers = 1;
   while (file.tensors.has(`rnn.weight_ih_l${layers}`)) layers++;
-  const hasDecoder = file.tensors.has("decoder.weight");
-  if (!hasDecoder && E !== H) fail(`tensor "decoder.weight" is missing, and it cannot be the encoder's (tied) since emb ${E} ≠ hidden ${H}`);
+  const hasDecoder = file.tensors.has("decoder.weight") && !onlyDecoder;
+  if (!hasDecoder && E !== H) {
+    const [present, absent] = onlyDecoder ? ["decoder.weight", "encoder.weight"] : ["encoder.weight", "decoder.weight"];
+    fail(`tensor "${absent}" is missing, and it cannot be "${present}" (tied) since emb ${E} ≠ hidden ${H}`);
+  }
 
   // Tied iff the decoder is absent (safetensors' save_model drops shared tensors) or the encoder's bits.
   let tied = !hasDecoder;
@@ -117,7 +125,7 @@ export function lmFromStateDict(file: SafetensorsFile): LoadedLm {
   const params = new Float32Array(paramCount(config));
   const used = new Set<string>(["decoder.weight"]);
   for (const s of paramTable(config)) {
-    params.set(readFloat(file, s.name, s.shape), s.offset);
+    params.set(readFloat(file, s.name === "encoder.weight" ? encoderName : s.name, s.shape), s.offset);
     used.add(s.name);
   }
   const extra = [...file.tensors.keys()].filter((n) => !used.has(n));
