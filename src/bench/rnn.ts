@@ -1,106 +1,181 @@
-// The body of `dmi bench rnn` (src/cli/bench-rnn.ts) and of `dmi tables lm`'s paper rows: per-step
-// time at batch 1 of dense and dual-module recurrent cells at the paper's shapes, against
-// onnxruntime-node's dense cell on the same weights (the faster of its LSTM/GRU operator and Gemm
-// plus gate math), in one process.
+// The body of `dmi bench rnn` (src/cli/bench-rnn.ts; benchShape: `dmi tables lm`'s paper rows): per-step time at batch 1 of dense and
+// dual-module recurrent cells at the paper's shapes, against every dense baseline a user could pick
+// instead (our fp32 and INT8 dense steps, onnxruntime-node's fp32 cell and its dynamically quantized
+// INT8 cell, on the same weights), in one process.
 // Weights are random (PyTorch's initialisation); masks come from little modules fitted to those
-// weights and thresholds calibrated to each ratio, not from random draws. Our variants of a shape
-// (per precision of the big weights: dense, the little module alone, each ratio) are timed in
-// interleaved rounds with a cold cache, one step each per round, so that a slow spell of a shared
-// machine falls on all of them alike (warm, each variant's steps go back to back: interleaved, the
-// other variants would evict its weights); they share the recurrent state, which changes the masks'
-// inputs a little but not what a step costs.
+// weights and thresholds calibrated to each ratio, not from random draws.
+//
+// How it is timed. Before any timing, each onnxruntime graph is run once against our step from the
+// same nonzero state and must agree within a stated tolerance. Our variants of a shape (each dense
+// precision, and per precision of the big weights: the little module alone and each ratio) are
+// timed together in `repeats` independent repetitions (timeRepeated: each restarts, from a flushed
+// cache when warm, and runs the variants in a rotated order), and every time is the median over the
+// repetitions with their min–max. Cold: a cache flush before every step, variants interleaved step
+// by step. Warm: each variant's steps back to back (interleaved, the other variants would evict its
+// weights). They share the recurrent state, which changes the masks' inputs a little but not what a
+// step costs. Ratio 0 is always timed: it is the dense computation run through the dual step, so a
+// table whose dense and ratio-0 times differ by more than their spread is flagged as untrustworthy.
 import type { Runtime } from "../runtime/runtime.js";
 import { Stack, type LayerWeights } from "../recurrent/stack.js";
 import type { BigBits } from "../recurrent/lstm.js";
 import { DualModel } from "../recurrent/dual.js";
 import { fitLittleModules } from "../recurrent/fit.js";
 import { OrtPeer } from "../onnx/peer.js";
-import { gruGemmModel, gruModel, lstmGemmModel, lstmModel, gnmtStackModel } from "../recurrent/onnx.js";
+import { gruGemmModel, gruModel, gruQuantizedModel, lstmGemmModel, lstmModel, lstmQuantizedModel, gnmtStackModel } from "../recurrent/onnx.js";
 import { Progress } from "../util/progress.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { timeInterleaved, timeMedian, type Variant } from "../util/timing.js";
+import { lastLevelCacheBytes, separated, timeRepeated, type Spread, type Variant } from "../util/timing.js";
 import { formatTable } from "../util/table.js";
 import { benchInput, randomModel, type CellName, type Shape } from "./models.js";
 
 export type Cache = "cold" | "warm";
+type Precision = "f32" | "int8";
 
+/** A dense step someone could run instead: ours or onnxruntime's, at either precision. */
+export interface Baseline { name: string; ms: Spread }
+
+/** One table: a shape, a precision of the big weights, a thread count and a cache state. */
+export interface RnnBenchTable {
+  cell: CellName; hidden: number; input: number; big: Precision; threads: number; cache: Cache;
+  repeats: number; steps: number; weights: "random";
+  /** Our dense step at the big weights' precision, and the little module alone (nothing sensitive). */
+  dense_ms: Spread; little_ms: Spread;
+  /** Every dense baseline of the shape, ours and the peer's, both precisions; `fastest` names the quickest (by median). */
+  baselines: Baseline[]; fastest: string;
+  /** The peer's graphs, each checked against our step before timing. */
+  peer_checks: PeerCheck[];
+  /** Ratio 0 against dense: `differs` when their min–max ranges do not overlap. */
+  control: { dense_ms: Spread; ratio0_ms: Spread; differs: boolean };
+  bytes_dense: number; llc_bytes: number | null;
+  rows: RnnBenchRatio[];
+}
+
+export interface RnnBenchRatio {
+  ratio: number; achieved_ratio: number; dual_ms: Spread; bytes_dual: number;
+  /** Warm, the dual step's bytes fit in the last-level cache and the dense step's do not: a cache effect. */
+  fits_llc: boolean;
+}
+
+/** A peer graph's agreement with our step: the largest |difference| of its outputs, and the bound it met. */
+export interface PeerCheck { name: string; against: string; max_error: number; tolerance: number }
+
+const WARMUP = 10;
+const PRECISION = { 32: "f32", 8: "int8" } as const;
+/** onnxruntime's fp32 graphs compute our fp32 step up to rounding. */
+const F32_TOLERANCE = 1e-4;
+/** Its INT8 graph against our fp32 step: quantization error (its inputs quantized per tensor as uint8, ours per vector as int8). */
+const INT8_TOLERANCE = 0.05;
+
+/**
+ * One row per ratio with each time's median (the shape `dmi tables lm` prints its paper-width rows
+ * from); ort_ms is onnxruntime's faster fp32 graph. Timed as benchTables does, in 3 rounds.
+ */
 export interface RnnBenchRow {
-  /** big: the precision of the big weights (and of our dense step); the peer's cell is fp32. */
-  cell: CellName; hidden: number; input: number; big: "f32" | "int8"; ratio: number; achieved_ratio: number;
-  threads: number; cache: Cache; dense_ms: number; ort_ms: number | null; ort_op: OrtOp; dual_ms: number;
+  cell: CellName; hidden: number; input: number; big: Precision; ratio: number; achieved_ratio: number;
+  threads: number; cache: Cache; dense_ms: number; ort_ms: number | null; ort_op: string; dual_ms: number;
   little_ms: number; bytes_dense: number; bytes_dual: number; weights: "random";
 }
 
-/** The peer's faster model: its LSTM/GRU operator ("cell") or Gemm plus gate math ("gemm"). */
-type OrtOp = "cell" | "gemm";
-
-const WARMUP = 10;
-const BIG_NAME = { 32: "f32", 8: "int8" } as const;
-
 export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], threads: number[], caches: Cache[],
                                  steps: number, bigBits: BigBits[], flush: Float32Array): Promise<RnnBenchRow[]> {
+  const tables = await benchTables(rt, shape, ratios, threads, caches, steps, bigBits, 3, flush, lastLevelCacheBytes());
+  return tables.flatMap((t) => {
+    const ort = t.baselines.filter((b) => b.name.startsWith("ort f32")).reduce((a, b) => (b.ms.median < a.ms.median ? b : a));
+    return t.rows.map((r) => ({
+      cell: t.cell, hidden: t.hidden, input: t.input, big: t.big, ratio: r.ratio, achieved_ratio: r.achieved_ratio,
+      threads: t.threads, cache: t.cache, dense_ms: t.dense_ms.median, ort_ms: ort.ms.median, ort_op: ort.name,
+      dual_ms: r.dual_ms.median, little_ms: t.little_ms.median, bytes_dense: t.bytes_dense, bytes_dual: r.bytes_dual, weights: t.weights,
+    }));
+  });
+}
+
+export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[], threads: number[], caches: Cache[],
+                                  steps: number, bigBits: BigBits[], repeats: number, flush: Float32Array,
+                                  llcBytes: number | null): Promise<RnnBenchTable[]> {
   const { config } = shape, H = config.hidden, name = `${shape.cell} H=${H} E=${benchInput(shape)}`;
+  const ratios = ratioList.includes(0) ? ratioList : [0, ...ratioList];
   const { weights, sequence: seq } = randomModel(shape);
   const train = Array.from({ length: 60 }, () => seq(35)), valid = Array.from({ length: 10 }, () => seq(35));
   const timed = seq(steps);
+  const lstm = config.kind === "lstm";
   // INT8 big weights exist for LSTM layers only.
-  const models = bigBits.filter((bits) => bits === 32 || config.kind === "lstm").map((bits) => {
+  const models = bigBits.filter((bits) => bits === 32 || lstm).map((bits) => {
     const stack = new Stack(rt, { ...config, bigBits: bits }, weights);
-    const progress = new Progress(`${name}, ${BIG_NAME[bits]} big weights: fit`, train.length * 35);
+    const progress = new Progress(`${name}, ${PRECISION[bits]} big weights: fit`, train.length * 35);
     const { littles } = fitLittleModules(rt, stack, train, { onProgress: (_w, d) => progress.update(d) });
     const dual = new DualModel(rt, stack, littles);
     const thresholds = ratios.map((r) => (r === 0 ? null : dual.calibrate(valid, r)));
     return { bits, stack, dual, thresholds };
   });
+  // Our dense step at every precision the shape has, whether or not it was asked for as big weights.
+  const dense = ([32, 8] as const).filter((bits) => bits === 32 || lstm).map((bits) => ({
+    bits, stack: models.find((m) => m.bits === bits)?.stack ?? new Stack(rt, { ...config, bigBits: bits }, weights),
+  }));
+  const reference = dense[0].stack; // fp32
 
-  const rows: RnnBenchRow[] = [];
+  const tables: RnnBenchTable[] = [];
   for (const t of threads) {
     rt.pool.active = t;
     const ort = await ortCells(shape, weights, t);
     try {
+      const peerChecks = await checkPeers(ort, reference, timed);
       for (const cache of caches) {
-        const flushing = cache === "cold" ? () => { rt.kernels.sum(flush, flush.length); } : null;
-        // onnxruntime's threads keep spinning after a run and would slow whatever runs next, so the
-        // peer is timed in a block of its own, and ours wait until its threads have gone idle (about a
-        // second: measured as this process's CPU time while it sleeps); our variants are interleaved.
-        // The faster of the peer's models counts.
-        let ortMs = Infinity, ortOp: OrtOp = "cell";
-        for (const { op, peer } of ort.peers) {
-          let round = 0;
-          const ms = await timeMedian(() => { ort.load(timed[round++ % timed.length]); return peer.run(ort.feeds); },
-            { warmup: WARMUP, reps: timed.length, flush: flushing });
-          if (ms < ortMs) { ortMs = ms; ortOp = op; }
+        const flushing = () => { rt.kernels.sum(flush, flush.length); };
+        const timing = { warmup: WARMUP, steps: timed.length, repeats, flush: cache === "cold" ? flushing : null,
+                         restart: cache === "warm" ? flushing : null, blocks: cache === "warm" };
+        // onnxruntime's threads keep spinning after a run and would slow whatever runs next, so each
+        // peer graph is timed in a block of its own, and ours wait until its threads have gone idle
+        // (about a second: measured as this process's CPU time while it sleeps).
+        const baselines: Baseline[] = [];
+        for (const { name: peerName, peer } of ort.peers) {
+          let step = 0;
+          const [ms] = await timeRepeated([{ run: () => { ort.load(timed[step++ % timed.length]); return peer.run(ort.feeds); } }], timing);
+          baselines.push({ name: peerName, ms });
           await sleep(1000);
         }
-        // Per model: dense, the little module alone (nothing sensitive: projection, little module,
-        // selection and gate update), and each ratio, with its achieved ratio and bytes summed over its timed steps.
+        // Dense at each precision; per model the little module alone (nothing sensitive: projection,
+        // little module, selection and gate update) and each ratio, with its achieved ratio and bytes summed over its timed steps.
         const achieved = models.map(() => ratios.map(() => ({ ratio: 0, bytes: 0, steps: 0 })));
-        const variants = models.flatMap(({ stack, dual, thresholds }, m): Variant[] => [
-          { run: (round) => stack.step(timed[round % timed.length]) },
-          { prepare: () => dual.setNoneSensitive(), run: (round) => dual.step(timed[round % timed.length]) },
-          ...ratios.map((ratio, i): Variant => ({
-            prepare: () => {
-              if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
-              dual.accounting.reset();
-            },
-            run: (round) => dual.step(timed[round % timed.length]),
-            after: () => {
-              const r = dual.accounting.report(), a = achieved[m][i];
-              a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bytes; a.steps++;
-            },
-          })),
-        ]);
-        const ms = await timeInterleaved(variants, { warmup: WARMUP, rounds: timed.length, flush: flushing, blocks: cache === "warm" });
+        const variants: Variant[] = [
+          ...dense.map(({ stack }): Variant => ({ run: (step) => stack.step(timed[step % timed.length]) })),
+          ...models.flatMap(({ dual, thresholds }, m): Variant[] => [
+            { prepare: () => dual.setNoneSensitive(), run: (step) => dual.step(timed[step % timed.length]) },
+            ...ratios.map((ratio, i): Variant => ({
+              prepare: () => {
+                if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratio); else dual.setAllSensitive();
+                dual.accounting.reset();
+              },
+              run: (step) => dual.step(timed[step % timed.length]),
+              after: () => {
+                const r = dual.accounting.report(), a = achieved[m][i];
+                a.ratio += r.insensitiveRatio; a.bytes += r.perStep.bytes; a.steps++;
+              },
+            })),
+          ]),
+        ];
+        const ms = await timeRepeated(variants, timing);
+        const denseMs = dense.map((_, d) => ms[d]);
+        baselines.unshift(...dense.map(({ bits }, d) => ({ name: `ours ${PRECISION[bits]}`, ms: denseMs[d] })));
+        const fastest = baselines.reduce((a, b) => (b.ms.median < a.ms.median ? b : a)).name;
         models.forEach(({ bits, dual }, m) => {
-          const [dense, little, ...duals] = ms.slice(m * (ratios.length + 2), (m + 1) * (ratios.length + 2));
-          const denseBytes = dual.accounting.report().perStep.denseBytes;
-          ratios.forEach((ratio, i) => rows.push({
-            cell: shape.cell, hidden: H, input: benchInput(shape), big: BIG_NAME[bits], ratio,
-            achieved_ratio: achieved[m][i].ratio / achieved[m][i].steps, threads: t, cache,
-            dense_ms: dense, ort_ms: ortMs, ort_op: ortOp, dual_ms: duals[i], little_ms: little,
-            bytes_dense: denseBytes, bytes_dual: achieved[m][i].bytes / achieved[m][i].steps, weights: "random",
-          }));
-          console.error(`${name}, ${BIG_NAME[bits]} big weights, ${t} thread(s), ${cache}: dense ${dense.toFixed(3)} ms, ort ${ortMs.toFixed(3)} ms, little ${little.toFixed(3)} ms`);
+          const at = dense.length + m * (ratios.length + 1), [little, ...duals] = ms.slice(at, at + ratios.length + 1);
+          const own = denseMs[dense.findIndex((d) => d.bits === bits)], ratio0 = duals[ratios.indexOf(0)];
+          const bytesDense = dual.accounting.report().perStep.denseBytes;
+          tables.push({
+            cell: shape.cell, hidden: H, input: benchInput(shape), big: PRECISION[bits], threads: t, cache,
+            repeats, steps: timed.length, weights: "random",
+            dense_ms: own, little_ms: little, baselines, fastest, peer_checks: peerChecks,
+            control: { dense_ms: own, ratio0_ms: ratio0, differs: separated(own, ratio0) },
+            bytes_dense: bytesDense, llc_bytes: llcBytes,
+            rows: ratios.map((ratio, i) => {
+              const a = achieved[m][i], bytesDual = a.bytes / a.steps;
+              return {
+                ratio, achieved_ratio: a.ratio / a.steps, dual_ms: duals[i], bytes_dual: bytesDual,
+                fits_llc: cache === "warm" && llcBytes !== null && bytesDual <= llcBytes && bytesDense > llcBytes,
+              };
+            }),
+          });
+          console.error(`${name}, ${PRECISION[bits]} big weights, ${t} thread(s), ${cache}: dense ${own.median.toFixed(3)} ms, ratio 0 ${ratio0.median.toFixed(3)} ms, little ${little.median.toFixed(3)} ms`);
         });
       }
     } finally {
@@ -108,39 +183,128 @@ export async function benchShape(rt: Runtime, shape: Shape, ratios: number[], th
     }
   }
   rt.pool.active = rt.threads;
-  return rows;
+  return tables;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The peer: onnxruntime's graphs of the shape, and their check against our step
+
+interface OrtCells {
+  peers: { name: string; peer: OrtPeer; tolerance: number }[];
+  feeds: Record<string, Float32Array>;
+  /** How a step input [x | context] enters the feeds. */
+  load: (x: Float32Array) => void;
+  /** The state feeds (h0, c0 per layer), in our stack's layer order. */
+  state: { h: Float32Array; c: Float32Array | null }[];
+  /** The output that is our stack's output ("h1", or the stack's "y"), and, for one LSTM cell, its c ("c1"). */
+  output: string; cell: string | null;
 }
 
 /**
- * onnxruntime's dense models of the shape (a single cell: its LSTM/GRU op, and Gemm plus gate math;
- * the GNMT stack: LSTM ops), their shared feeds, and how a step input [x | context] enters them.
+ * onnxruntime's dense models of the shape (a single cell: its LSTM/GRU operator, Gemm plus gate
+ * math, and the dynamically quantized cell; the GNMT stack: LSTM operators, and quantized cells),
+ * their shared feeds, and how a step input [x | context] enters them.
  */
-async function ortCells(shape: Shape, weights: LayerWeights[], threads: number):
-    Promise<{ peers: { op: OrtOp; peer: OrtPeer }[]; feeds: Record<string, Float32Array>; load: (x: Float32Array) => void }> {
+async function ortCells(shape: Shape, weights: LayerWeights[], threads: number): Promise<OrtCells> {
   const c = shape.config, H = c.hidden, zeros = () => new Float32Array(H);
+  const make = async (name: string, model: Parameters<typeof OrtPeer.create>[0], tolerance: number) =>
+    ({ name, peer: await OrtPeer.create(model, threads), tolerance });
   if (shape.cell === "gnmt-stack") {
     const feeds: Record<string, Float32Array> = { x: new Float32Array(c.input), ctx: new Float32Array(c.context) };
     weights.forEach((_, l) => { feeds[`h0_${l}`] = zeros(); feeds[`c0_${l}`] = zeros(); });
-    const peer = await OrtPeer.create(gnmtStackModel(c.input, H, c.context, c.residualFrom, weights), threads);
-    return { peers: [{ op: "cell", peer }], feeds, load: (x) => { feeds.x.set(x.subarray(0, c.input)); feeds.ctx.set(x.subarray(c.input)); } };
+    return {
+      peers: [
+        await make("ort f32 (LSTM op)", gnmtStackModel(c.input, H, c.context, c.residualFrom, weights), F32_TOLERANCE),
+        await make("ort int8", gnmtStackModel(c.input, H, c.context, c.residualFrom, weights, true), INT8_TOLERANCE),
+      ],
+      feeds, load: (x) => { feeds.x.set(x.subarray(0, c.input)); feeds.ctx.set(x.subarray(c.input)); },
+      state: weights.map((_, l) => ({ h: feeds[`h0_${l}`], c: feeds[`c0_${l}`] })), output: "y", cell: null,
+    };
   }
-  const lstm = c.kind === "lstm";
+  const lstm = c.kind === "lstm", w = weights[0];
   const feeds: Record<string, Float32Array> = lstm
     ? { x: new Float32Array(c.input), h0: zeros(), c0: zeros() } : { x: new Float32Array(c.input), h0: zeros() };
-  const peers = [
-    { op: "cell" as const, peer: await OrtPeer.create(lstm ? lstmModel(c.input, H, weights[0]) : gruModel(c.input, H, weights[0]), threads) },
-    { op: "gemm" as const, peer: await OrtPeer.create(lstm ? lstmGemmModel(c.input, H, weights[0]) : gruGemmModel(c.input, H, weights[0]), threads) },
-  ];
-  return { peers, feeds, load: (x) => feeds.x.set(x) };
+  return {
+    peers: [
+      await make(`ort f32 (${lstm ? "LSTM" : "GRU"} op)`, lstm ? lstmModel(c.input, H, w) : gruModel(c.input, H, w), F32_TOLERANCE),
+      await make("ort f32 (Gemm)", lstm ? lstmGemmModel(c.input, H, w) : gruGemmModel(c.input, H, w), F32_TOLERANCE),
+      await make("ort int8", lstm ? lstmQuantizedModel(c.input, H, w) : gruQuantizedModel(c.input, H, w), INT8_TOLERANCE),
+    ],
+    feeds, load: (x) => feeds.x.set(x),
+    state: [{ h: feeds.h0, c: lstm ? feeds.c0 : null }], output: "h1", cell: lstm ? "c1" : null,
+  };
 }
 
-export function formatRnnRows(rows: RnnBenchRow[]): string {
-  return formatTable(
-    ["cell", "H", "E", "big", "ratio", "achieved", "threads", "cache", "dense ms", "ort ms", "ort op", "dual ms", "x dense", "x ort", "little %", "MB dense", "MB dual"],
-    rows.map((r) => [
-      r.cell, r.hidden, r.input, r.big, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), r.threads, r.cache,
-      r.dense_ms.toFixed(3), r.ort_ms?.toFixed(3) ?? "n/a", r.ort_op, r.dual_ms.toFixed(3),
-      (r.dense_ms / r.dual_ms).toFixed(2), r.ort_ms ? (r.ort_ms / r.dual_ms).toFixed(2) : "n/a",
-      ((100 * r.little_ms) / r.dense_ms).toFixed(1), (r.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2),
-    ]));
+/**
+ * Runs every peer graph once against our fp32 step from the same nonzero state (reached by three
+ * steps of ours) and throws if an output differs by more than the graph's tolerance. Leaves our
+ * stack reset and the peer's state feeds at zero, as the timing expects.
+ */
+async function checkPeers(ort: OrtCells, stack: Stack, inputs: Float32Array[]): Promise<PeerCheck[]> {
+  stack.reset();
+  for (let i = 0; i < 3; i++) stack.step(inputs[i]);
+  stack.layers.forEach((cell, l) => {
+    ort.state[l].h.set(cell.h);
+    if (cell.kind === "lstm") ort.state[l].c!.set(cell.c);
+  });
+  const x = inputs[3];
+  ort.load(x);
+  const want = stack.step(x).slice(), wantC = stack.layers[0].kind === "lstm" ? stack.layers[0].c.slice() : null;
+  const checks: PeerCheck[] = [];
+  for (const { name, peer, tolerance } of ort.peers) {
+    const out = await peer.run(ort.feeds);
+    let err = maxError(out[ort.output], want);
+    if (ort.cell && wantC) err = Math.max(err, maxError(out[ort.cell], wantC));
+    if (!(err <= tolerance)) {
+      throw new Error(`bench rnn: ${name} does not compute our fp32 step: its outputs differ by up to ${err.toExponential(2)} (tolerance ${tolerance}); the graph (src/recurrent/onnx.ts) or our cell is wrong`);
+    }
+    checks.push({ name, against: "ours f32", max_error: err, tolerance });
+  }
+  stack.reset();
+  for (const s of ort.state) { s.h.fill(0); s.c?.fill(0); }
+  return checks;
+}
+
+function maxError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`bench rnn: a peer output has ${a.length} values, ours ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+const ms = (s: Spread) => `${s.median.toFixed(3)} [${s.min.toFixed(3)}–${s.max.toFixed(3)}]`;
+
+export function formatRnnTables(tables: RnnBenchTable[]): string {
+  const out: string[] = [];
+  for (const t of tables) {
+    const fastest = t.baselines.find((b) => b.name === t.fastest)!;
+    const ortF32 = t.baselines.filter((b) => b.name.startsWith("ort f32")).reduce((a, b) => (b.ms.median < a.ms.median ? b : a));
+    out.push(`${t.cell} H=${t.hidden} E=${t.input} · ${t.big} big weights · ${t.threads} thread${t.threads > 1 ? "s" : ""} · ${t.cache} cache` +
+      ` · ms per step: median [min–max] of ${t.repeats} rounds of ${t.steps} steps`);
+    out.push(`dense baselines: ${t.baselines.map((b) => `${b.name} ${ms(b.ms)}`).join(" · ")}; fastest: ${t.fastest}`);
+    out.push(`peer checked before timing: ${t.peer_checks.map((c) => `${c.name} max |Δ| ${c.max_error.toExponential(1)} ≤ ${c.tolerance} against ${c.against}`).join(" · ")}`);
+    out.push(formatTable(
+      ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "note"],
+      t.rows.map((r) => [
+        r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), ms(r.dual_ms),
+        (t.dense_ms.median / r.dual_ms.median).toFixed(2), (fastest.ms.median / r.dual_ms.median).toFixed(2),
+        (ortF32.ms.median / r.dual_ms.median).toFixed(2), ((100 * t.little_ms.median) / t.dense_ms.median).toFixed(1),
+        (t.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2), r.fits_llc ? "dual fits LLC, dense not" : "",
+      ]), 0));
+    const c = t.control;
+    out.push(`control: ratio 0 ${ms(c.ratio0_ms)} against dense ${ms(c.dense_ms)}: ` +
+      (c.differs ? "DIFFER beyond their spread: this table's speedups are not trustworthy" : "agree within their spread"));
+    out.push("");
+  }
+  const llc = tables.find((t) => t.llc_bytes !== null)?.llc_bytes;
+  out.push("x dense: against our dense step at the big weights' precision; x fastest: against the fastest dense baseline of any precision;" +
+    " x ort f32: against onnxruntime's faster fp32 graph.");
+  out.push("onnxruntime's times include creating its input tensors and awaiting onnxruntime-node's asynchronous run.");
+  out.push(`MB: parameter bytes read per step (dual: big rows and biases, little module with its projection, thresholds). ` +
+    (llc ? `"dual fits LLC, dense not" (warm rows): the dual step's bytes fit in the ${(llc / 2 ** 20).toFixed(0)} MiB last-level cache and the dense step's do not, so part of that speedup is a cache effect, not the method.`
+      : "The last-level cache's size is unknown here: no row is marked as a cache effect."));
+  return out.join("\n");
 }
