@@ -30,3 +30,8 @@ export { openLm, type OpenedLm, type OpenLmOptions } from "./recurrent/open.js";
 export { perplexity, type PerplexityResult } from "./recurrent/eval.js";
 export { loadWordCorpus, wordCorpus, type WordCorpus } from "./data/word-corpus.js";
 export { loadResNetOnnx, resnetFromOnnx, type ResNetOnnxOptions } from "./conv/import-onnx.js";
+
+// Translation (issue 17): parallel text, the shared byte-pair encoding, corpus BLEU as sacreBLEU computes it.
+export { loadBible, loadPairs, readPairs, parsePairs, splitPairs, pairStats, BIBLE_FILE, BIBLE_SPLIT, type ParallelCorpus, type SentencePair, type BlockSplit } from "./data/pairs.js";
+export { Bpe, learnBpe, learnSharedBpe, saveBpe, loadBpe, normalizeText, BPE_METADATA_KEY, DEFAULT_BPE_VOCAB, PAD_ID, BOS_ID, EOS_ID, type BpeJson } from "./seq2seq/bpe.js";
+export { corpusBleu, bleuFromStatistics, formatBleu, tokenize13a, SACREBLEU_VERSION, type BleuScore, type BleuOptions } from "./seq2seq/bleu.js";
