@@ -33,38 +33,39 @@ export function reducedRankBasis(W: Float32Array, m: number, d: number, cov: Flo
   check.f32(f, "cov", cov, d * d);
   const iterations = options.iterations ?? 6, { gemm } = backend;
   check.size(f, "iterations", iterations, 0);
-  // Oversampling: iterating on s > r columns converges at the rate λ(s+1)/λ(r) instead of λ(r+1)/λ(r).
+  // Oversampling: iterating on s > r vectors converges at the rate λ(s+1)/λ(r) instead of λ(r+1)/λ(r).
   const s = Math.min(r + Math.max(8, Math.ceil(r / 8)), m, d);
 
-  const Q = backend.alloc(m * s), Z = backend.alloc(m * s), T1 = backend.alloc(d * s), T2 = backend.alloc(d * s);
-  const small = backend.alloc(s * s), B = new Float32Array(r * d);
+  // The basis is kept as rows (s, m), so that a block of vectors is contiguous for the products.
+  const Q = backend.alloc(s * m), Z = backend.alloc(s * m), T1 = backend.alloc(s * d), T2 = backend.alloc(s * d);
+  const small = backend.alloc(s * s);
   try {
-    // Z = W·Σ·Wᵀ·Q, as three products so that the (m, m) covariance is never formed.
+    // Z = Q·W·Σ·Wᵀ (rows of Q through the pre-activations' covariance), without forming (m, m).
     const applyCovariance = () => {
-      gemm(T1, W, Q, d, s, m, true, false, false);
-      gemm(T2, cov, T1, d, s, d, false, false, false);
-      gemm(Z, W, T2, m, s, d, false, false, false);
+      gemm(T1, Q, W, s, d, m, false, false, false);
+      gemm(T2, T1, cov, s, d, d, false, false, false);
+      gemm(Z, T2, W, s, m, d, false, true, false);
     };
     const rng = new Rng(options.seed ?? 1);
     for (let i = 0; i < Q.length; i++) Q[i] = rng.normal();
-    orthonormalizeColumns(Q, m, s);
+    orthonormalizeRows(Q, s, m, backend);
     for (let it = 0; it < iterations; it++) {
       applyCovariance();
       Q.set(Z);
-      orthonormalizeColumns(Q, m, s);
+      orthonormalizeRows(Q, s, m, backend);
     }
-    // Rayleigh–Ritz: the eigenvectors of Qᵀ·C·Q rotate Q onto C's eigenvectors, largest first.
+    // Rayleigh–Ritz: the eigenvectors of Q·C·Qᵀ rotate Q onto C's eigenvectors, largest first.
     applyCovariance();
-    gemm(small, Q, Z, s, s, m, true, false, false);
+    gemm(small, Q, Z, s, s, m, false, true, false);
     const { values, vectors } = symmetricEigen(small, s);
     small.set(vectors);
     Z.set(Q);
-    gemm(Q, Z, small, m, s, s, false, false, false);
-    gemm(T1, Q, W, s, d, m, true, false, false);  // T1 now holds Qᵀ·W (s, d), best rows first
-    B.set(T1.subarray(0, r * d));
+    gemm(Q, small, Z, s, m, s, true, false, false);
+    gemm(T1, Q, W, s, d, m, false, false, false);  // Q·W (s, d), best rows first
+    const B = T1.slice(0, r * d);
     for (let i = 0; i < r; i++) {
-      const s = values[i] > 0 ? 1 / Math.sqrt(values[i]) : 0;
-      for (let j = 0; j < d; j++) B[i * d + j] *= s;
+      const scale = values[i] > 0 ? 1 / Math.sqrt(values[i]) : 0;
+      for (let j = 0; j < d; j++) B[i * d + j] *= scale;
     }
     return { B, variance: values.slice(0, r) };
   } finally {
@@ -99,28 +100,41 @@ export function covariance(U: Float32Array, n: number, d: number, backend: GemmB
   return part;
 }
 
-/** Makes the r columns of Q (m, r) orthonormal in place: modified Gram–Schmidt, twice, in float64. */
-function orthonormalizeColumns(Q: Float32Array, m: number, r: number): void {
-  const cols = Array.from({ length: r }, (_, j) => {
-    const c = new Float64Array(m);
-    for (let i = 0; i < m; i++) c[i] = Q[i * r + j];
-    return c;
-  });
-  for (let j = 0; j < r; j++) {
-    const c = cols[j];
-    for (let pass = 0; pass < 2; pass++) {
-      for (let p = 0; p < j; p++) {
-        const q = cols[p];
-        let dot = 0;
-        for (let i = 0; i < m; i++) dot += q[i] * c[i];
-        for (let i = 0; i < m; i++) c[i] -= dot * q[i];
+/**
+ * Makes the s rows of Q (s, m) orthonormal in place: block classical Gram–Schmidt, twice ("twice is
+ * enough"), the projections on the backend's products and each block's own rows by modified
+ * Gram–Schmidt in float64. A direction the data lacks (rank below s) becomes a zero row.
+ */
+function orthonormalizeRows(Q: Float32Array, s: number, m: number, backend: GemmBackend, block = 32): void {
+  const C = backend.alloc(s * block), T = backend.alloc(block * m);
+  try {
+    for (let j0 = 0; j0 < s; j0 += block) {
+      const b = Math.min(block, s - j0), J = Q.subarray(j0 * m, (j0 + b) * m);
+      for (let pass = 0; pass < 2 && j0 > 0; pass++) {
+        const P = Q.subarray(0, j0 * m), Cj = C.subarray(0, j0 * b), Tj = T.subarray(0, b * m);
+        backend.gemm(Cj, P, J, j0, b, m, false, true, false);   // (j0, b) = P·Jᵀ
+        backend.gemm(Tj, Cj, P, b, m, j0, true, false, false);  // (b, m) = Cᵀ·P
+        for (let i = 0; i < b * m; i++) J[i] -= Tj[i];
       }
+      const rows = Array.from({ length: b }, (_, i) => Float64Array.from(J.subarray(i * m, (i + 1) * m)));
+      rows.forEach((row, i) => {
+        for (let pass = 0; pass < 2; pass++) {
+          for (let p = 0; p < i; p++) {
+            const q = rows[p];
+            let dot = 0;
+            for (let t = 0; t < m; t++) dot += q[t] * row[t];
+            for (let t = 0; t < m; t++) row[t] -= dot * q[t];
+          }
+        }
+        let norm = 0;
+        for (let t = 0; t < m; t++) norm += row[t] * row[t];
+        const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+        for (let t = 0; t < m; t++) J[i * m + t] = row[t] *= scale;
+      });
     }
-    let norm = 0;
-    for (let i = 0; i < m; i++) norm += c[i] * c[i];
-    // A direction the data lacks (rank below r) stays zero: it explains no variance.
-    const s = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let i = 0; i < m; i++) Q[i * r + j] = c[i] *= s;
+  } finally {
+    backend.release?.(C);
+    backend.release?.(T);
   }
 }
 
