@@ -1,6 +1,8 @@
 // `dmi tables lm` end to end on the shipped half-width SOTU LSTM, on a few hundred tokens: every
-// table's rows, the comparison (here against the model itself, so it must match the dense row), the
-// paper-width timing rows, the figures, and the errors for bad options.
+// table's rows, the dense perplexity against an independent float64 forward, the comparison (here
+// against the model itself, so it must match the dense row), the paper-width timing rows, the
+// figures, and the errors for bad options. And the GRU path's perplexity (the shipped SOTU GRU)
+// against the float64 forward.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
@@ -8,8 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main as tablesMain } from "../src/cli/tables-lm.js";
 import type { LmTables } from "../src/bench/tables-lm.js";
-import { MODELS_DIR } from "../src/recurrent/open.js";
+import { MODELS_DIR, openLm } from "../src/recurrent/open.js";
+import { perplexity } from "../src/recurrent/eval.js";
+import { viewParams } from "../src/recurrent/lm.js";
+import { Runtime } from "../src/runtime/runtime.js";
 import { PNG_SIGNATURE } from "./helpers.js";
+import { float64Perplexity } from "./reference-lm.js";
 
 const tmp = await mkdtemp(join(tmpdir(), "dualmodule-tables-"));
 after(() => rm(tmp, { recursive: true, force: true }));
@@ -25,7 +31,16 @@ test("tables lm: every table from a shipped checkpoint on a few hundred tokens, 
   const t = JSON.parse(await readFile(join(out, "tables.json"), "utf8")) as LmTables;
 
   assert.deepEqual({ ...t.model, k: undefined }, { file: "sotu-lstm-128.safetensors", cell: "lstm", layers: 1, hidden: 128, corpus: "sotu", testTokens: 300, k: undefined });
-  assert.ok(t.dense.ppl > 1 && t.dense.ppl < 10_000 && t.dense.cellMs > 0);
+  assert.ok(t.dense.cellMs > 0);
+  // The dense perplexity is the model's exactly: a float64 forward of the same weights on the same 300 tokens.
+  const rt = await Runtime.create({ threads: 1 });
+  try {
+    const { checkpoint, corpus } = await openLm(rt, MODEL);
+    const expected = float64Perplexity(checkpoint.config, viewParams(checkpoint.config, checkpoint.params), corpus.test.subarray(0, 300));
+    assert.ok(Math.abs(t.dense.ppl - expected) <= 1e-5 * expected, `dense ppl ${t.dense.ppl}, float64 ${expected}`);
+  } finally {
+    await rt.close();
+  }
   assert.deepEqual(t.ratios.map((r) => r.ratio), [0.1, 0.3, 0.5, 0.7, 0.9]);
   for (const r of t.ratios) {
     assert.ok(Math.abs(r.achieved - r.ratio) < 0.1, `ratio ${r.ratio}: achieved ${r.achieved} on 300 test tokens`);
@@ -60,6 +75,20 @@ test("tables lm: every table from a shipped checkpoint on a few hundred tokens, 
   for (const heading of ["### Insensitive ratio", "### Little-module precision", "### Noise", "### Overhead split", "### k sweep",
     "### Dual-module 128 at 50 % against dense 128", "### LSTM cell step at the paper's widths"]) {
     assert.ok(md.includes(heading), `tables.md has "${heading}"`);
+  }
+});
+
+test("the GRU path's perplexity (shipped SOTU GRU-256) is a float64 forward's of the same weights", async () => {
+  const rt = await Runtime.create({ threads: 1 });
+  try {
+    const { checkpoint, corpus, lm } = await openLm(rt, join(MODELS_DIR, "sotu-gru-256.safetensors"));
+    assert.equal(checkpoint.config.cell, "gru");
+    const ids = corpus.test.subarray(0, 120);
+    const expected = float64Perplexity(checkpoint.config, viewParams(checkpoint.config, checkpoint.params), ids);
+    const got = perplexity(lm, lm.stack, ids).ppl;
+    assert.ok(Math.abs(got - expected) <= 1e-5 * expected, `ppl ${got}, float64 ${expected}`);
+  } finally {
+    await rt.close();
   }
 });
 
