@@ -20,7 +20,7 @@ import { DualResNet } from "../conv/dual.js";
 import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveOutput, type LittleConvOptions,
   runtimeDualBackend } from "../conv/dual-conv.js";
 import { loadDualResNet } from "../conv/dual-checkpoint.js";
-import { accuracy, inputImages, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
+import { accuracy, chooseOperatingPoint, inputImages, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
 import { IMAGE_DATASETS, type ImageDataset, type ImageSet, loadImageSet } from "../data/images.js";
 import { writeFileAtomic } from "../io/files.js";
 import { median } from "../util/timing.js";
@@ -45,11 +45,15 @@ export interface CnnEvalRow {
   dense_ms_repeats: number[]; dual_ms_repeats: number[];
   /** Where the dual network's time goes, per image (separate runs: a profile reads the clock between kernels). */
   profile_ms: DualProfile;
+  /** The images top1, top1_dense and agreement were measured on: the test set, or (--validation) held-out training images. */
+  scored_on: "test" | "validation";
+  /** With --validation: the operating point chosen on validation, its one row scored on the test set. */
+  chosen: boolean;
 }
 
 const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --width 16 --size 28] [--dataset D] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
              [--projection channel|patch] [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--test N]
-             [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
+             [--validation N] [--max-drop 0.5] [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
              [--figures DIR] [--figure-layer layer1.0.conv1] [--figure-ratio 0.8]
   Dual-module ResNet-18 (28×28 stem) against the dense network and onnxruntime-node's, batch 1.
   Little modules are fitted on the first --fit training images, thresholds calibrated per layer on
@@ -59,6 +63,9 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
   digits upscaled and repeated over three channels (for operations and timing; top-1 means nothing).
   --onnx: a torchvision ResNet-18 exported by torch.onnx.export (Conv, BatchNormalization or folded
   biases, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Gemm), its input shape taken from the graph.
+  --validation N: the N training images after the fit and calibration ones score every (mode, ratio)
+  point instead of the test set; the point with the largest FP32-equivalent operation reduction within
+  --max-drop points of dense top-1 there is chosen, and only it is scored on the test set (one row).
   --dual: a network saved by \`dmi fit cnn\`, at its saved mode and ratio (no fit, no calibration).
   Insensitive outputs are 0 (mode "zero") or the ReLU of the little module's estimate ("little").
   Timing per thread count: dense and dual alternate on --timed test images for --rounds rounds, the
@@ -139,6 +146,7 @@ export async function main(argv: string[]): Promise<void> {
       modes: { type: "string", default: "zero,little" }, ratios: { type: "string", default: "0.5,0.7,0.8,0.9" }, test: { type: "string" },
       threads: { type: "string", default: "1,2" }, timed: { type: "string", default: "30" }, rounds: { type: "string", default: "3" },
       repeats: { type: "string", default: "3" }, json: { type: "string" },
+      validation: { type: "string", default: "0" }, "max-drop": { type: "string", default: "0.5" },
       figures: { type: "string" }, "figure-layer": { type: "string", default: "layer1.0.conv1" }, "figure-ratio": { type: "string", default: "0.8" },
       help: { type: "boolean" },
     },
@@ -154,7 +162,10 @@ export async function main(argv: string[]): Promise<void> {
   const counts = { timed: integer("timed", values.timed, 1), rounds: integer("rounds", values.rounds, 1), repeats: integer("repeats", values.repeats, 1) };
   const threadCounts = numbers(values.threads, "threads")!;
   for (const t of threadCounts) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: ${t} must be a positive integer`);
-  if (values.dual && (values.checkpoint || values.onnx)) throw new Error("--dual and --checkpoint or --onnx: give one (a dual-module file holds its ResNet)");
+  if (values.dual && values.checkpoint) throw new Error("--dual and --checkpoint: give one (a dual-module file holds its ResNet)");
+  if (values.dual && values.onnx) throw new Error("--dual and --onnx: give one (a dual-module file holds its ResNet)");
+  const validation = integer("validation", values.validation, 0), maxDrop = numbers(values["max-drop"], "max-drop")![0];
+  if (values.dual && validation > 0) throw new Error("--dual and --validation: a dual-module file holds one operating point, there is nothing to choose");
 
   const rt = await Runtime.create({ threads: Math.max(...threadCounts) });
   const rows: CnnEvalRow[] = [];
@@ -162,6 +173,7 @@ export async function main(argv: string[]): Promise<void> {
     const be = runtimeDualBackend(rt);
     // Either a saved dual network at its one operating point, or one fitted here and calibrated at each ratio.
     let net: DualResNet, weights: ResNetWeights, model: string, dataset: ImageDataset, test: ImageSet, calImages: Float32Array[] | null;
+    let valImages: Float32Array[] = [], valLabels: ArrayLike<number> = [];
     let points: { mode: InsensitiveOutput; ratio: number }[], weightsKind: "random" | "checkpoint";
     if (values.dual) {
       const loaded = await loadDualResNet(be, values.dual);
@@ -178,6 +190,12 @@ export async function main(argv: string[]): Promise<void> {
       net = new DualResNet(be, opened.config, weights, opened.little);
       fitLogged(net, opened.fitImages);
       points = modes.flatMap((mode) => ratios.map((ratio) => ({ mode, ratio })));
+      if (validation > 0) {
+        const train = loadImageSet(dataset, "train"), from = opened.fitImages.length + opened.calImages.length;
+        if (from + validation > train.count) throw new Error(`--fit + --calibrate + --validation ${validation} exceed the ${train.count} training images`);
+        valImages = inputImages(train, from, validation, opened.config);
+        valLabels = train.labels.subarray(from, from + validation);
+      }
     }
     const config = net.config;
     const testCount = values.test === undefined ? test.count : integer("test", values.test, 1);
@@ -185,19 +203,22 @@ export async function main(argv: string[]): Promise<void> {
     const testImages = inputImages(test, 0, testCount, config), labels = test.labels.subarray(0, testCount);
     const timedImages = testImages.slice(0, counts.timed);
     console.error(`${describe(config)}, ${values.dual ?? values.checkpoint ?? "random weights"}, ${dataset}; ${rt.variant} build, threads ${threadCounts.join(",")}`);
-    const denseTop = predict(net.dense, testImages, "dense");
-    const top1Dense = accuracy(denseTop, labels);
+    // Every point is scored on validation images when there are some, else on the test set.
+    const scoredOn = valImages.length > 0 ? "validation" as const : "test" as const;
+    const [scoredImages, scoredLabels] = valImages.length > 0 ? [valImages, valLabels] : [testImages, labels];
+    const denseTop = predict(net.dense, scoredImages, `dense, ${scoredOn}`);
+    const top1Dense = accuracy(denseTop, scoredLabels);
     const ortMs = await timeOrt(config, weights, net.dense, timedImages, threadCounts, rt);
     for (const { mode, ratio } of points) {
       net.mode = mode;
       if (calImages) net.calibrate(calImages, ratio);
-      const dualTop = predict(net, testImages, `${mode} ${ratio}`);
+      const dualTop = predict(net, scoredImages, `${mode} ${ratio}, ${scoredOn}`);
       const report = net.report(), little = net.layers[0].dual.little;
       for (const threads of threadCounts) {
         rt.pool.active = threads;
         const { denseMs, dualMs, profile } = await timeDenseAndDual(net, timedImages, counts);
         rows.push({
-          model, dataset, ratio, achieved_ratio: report.insensitiveRatio, top1: accuracy(dualTop, labels), top1_dense: top1Dense,
+          model, dataset, ratio, achieved_ratio: report.insensitiveRatio, top1: accuracy(dualTop, scoredLabels), top1_dense: top1Dense,
           macs_dense: report.macsDenseNetwork, macs_big: report.macsBig + report.macsDenseOnly, macs_little: report.macsLittle,
           ops_reduction_fp32eq: report.opsReductionFp32eq,
           dense_ms: median(denseMs), dual_ms: median(dualMs), ort_ms: ortMs.get(threads) ?? null, threads,
@@ -206,11 +227,12 @@ export async function main(argv: string[]): Promise<void> {
           test_images: testCount, agreement: accuracy(dualTop, denseTop),
           macs_little_fp32eq: report.macsLittleFp32eq, projection_adds: report.projectionAdds,
           ops_reduction_fp32eq_no_projection: report.opsReductionFp32eqNoProjection,
-          dense_ms_repeats: denseMs, dual_ms_repeats: dualMs, profile_ms: profile,
+          dense_ms_repeats: denseMs, dual_ms_repeats: dualMs, profile_ms: profile, scored_on: scoredOn, chosen: false,
         });
       }
       rt.pool.active = rt.threads;
     }
+    if (valImages.length > 0) rows.push(...scoreChosenOnTest(net, calImages!, rows, maxDrop, testImages, labels));
     if (values.figures) {
       mkdirSync(values.figures, { recursive: true });
       if (calImages) net.calibrate(calImages, figureRatio);
@@ -220,8 +242,36 @@ export async function main(argv: string[]): Promise<void> {
     await rt.close();
   }
   console.log(formatRows(rows));
+  const chosen = rows.find((r) => r.chosen);
+  if (validation > 0) {
+    console.log(chosen
+      ? `\nchosen on ${validation} held-out training images: mode ${chosen.mode}, ratio ${chosen.ratio}, the largest FP32-equivalent ` +
+        `operation reduction within ${maxDrop} points of dense top-1 there; test top-1 ${(100 * chosen.top1).toFixed(2)} ` +
+        `(dense ${(100 * chosen.top1_dense).toFixed(2)}), the only test-set score of this run`
+      : `\nno operating point stays within ${maxDrop} points of dense top-1 on the ${validation} validation images: nothing scored on the test set`);
+  }
   console.log(`\nachieved insensitive ratio per layer (threads ${threadCounts[0]} rows):\n${formatLayers(rows.filter((r) => r.threads === threadCounts[0]))}`);
   if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
+}
+
+/**
+ * The point chosen on validation (chooseOperatingPoint over the first thread count's rows), set up
+ * again and scored once on the test set: its rows at every thread count, with test accuracy and the
+ * achieved ratio on test (timings are the validation rows': the same network).
+ */
+function scoreChosenOnTest(net: DualResNet, calImages: Float32Array[], rows: CnnEvalRow[], maxDrop: number,
+                           testImages: Float32Array[], labels: ArrayLike<number>): CnnEvalRow[] {
+  const best = chooseOperatingPoint(rows.filter((r) => r.threads === rows[0].threads), maxDrop);
+  if (!best) return [];
+  net.mode = best.mode;
+  net.calibrate(calImages, best.ratio);
+  const denseTop = predict(net.dense, testImages, "dense, test"), dualTop = predict(net, testImages, `${best.mode} ${best.ratio}, test`);
+  const report = net.report();
+  return rows.filter((r) => r.mode === best.mode && r.ratio === best.ratio).map((r) => ({
+    ...r, scored_on: "test" as const, chosen: true, top1: accuracy(dualTop, labels), top1_dense: accuracy(denseTop, labels),
+    agreement: accuracy(dualTop, denseTop), achieved_ratio: report.insensitiveRatio, test_images: testImages.length,
+    achieved_per_layer: report.layers.map((l) => ({ name: l.name, ratio: l.insensitiveRatio })),
+  }));
 }
 
 /** Figures 3 and 4 for one dual layer at its current threshold. */
@@ -253,11 +303,11 @@ function formatRows(rows: CnnEvalRow[]): string {
   const m = (v: number) => (v / 1e6).toFixed(2);
   const spread = (a: number[]) => `${Math.min(...a).toFixed(2)}–${Math.max(...a).toFixed(2)}`;
   return formatTable(
-    ["mode", "weights", "ratio", "achieved", "top1", "dense top1", "agree", "MMAC dense", "big", "little", "little fp32eq", "proj adds",
+    ["mode", "weights", "ratio", "achieved", "on", "top1", "dense top1", "agree", "MMAC dense", "big", "little", "little fp32eq", "proj adds",
       "ops red.", "threads", "dense ms", "dual ms", "ort ms", "× dense", "dense range", "dual range",
       "im2row", "little", "select", "big ms", "rest", "dense parts"],
     rows.map((r) => [
-      r.mode, r.weights, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3),
+      r.mode, r.weights, r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), r.chosen ? "test*" : r.scored_on === "test" ? "test" : "val",
       (100 * r.top1).toFixed(2), (100 * r.top1_dense).toFixed(2), r.agreement.toFixed(3),
       m(r.macs_dense), m(r.macs_big), m(r.macs_little), m(r.macs_little_fp32eq), m(r.projection_adds),
       r.ops_reduction_fp32eq.toFixed(2), r.threads, r.dense_ms.toFixed(2), r.dual_ms.toFixed(2), r.ort_ms === null ? "-" : r.ort_ms.toFixed(2),
