@@ -64,8 +64,11 @@ export interface LoadOptions {
   bits?: Bits;
 }
 
-export async function loadDualModel(rt: Runtime, path: string, options: LoadOptions = {}): Promise<DualModel> {
-  const file = decodeSafetensors(await readFileChecked(path, "dual-module checkpoint"), path);
+/** `source` is the file's path, or its bytes (in a browser, a fetched ArrayBuffer). */
+export async function loadDualModel(rt: Runtime, source: string | ArrayBuffer | Uint8Array, options: LoadOptions = {}): Promise<DualModel> {
+  const path = typeof source === "string" ? source : "(bytes)";
+  const bytes = typeof source === "string" ? await readFileChecked(source, "dual-module checkpoint") : source instanceof Uint8Array ? source : new Uint8Array(source);
+  const file = decodeSafetensors(bytes, path);
   const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
   if (meta.format !== FORMAT) fail(`not a dual-module RNN checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`);
   if (meta.version !== VERSION) fail(`format version ${meta.version} is not supported (this library reads version ${VERSION}); re-create the checkpoint with this version`);

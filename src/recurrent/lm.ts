@@ -229,8 +229,10 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-export async function loadLm(path: string): Promise<LmCheckpoint> {
-  return lmFromSafetensors(decodeSafetensors(await readFileChecked(path, "language-model checkpoint"), path));
+/** `source` is the file's path, or its bytes (in a browser, a fetched ArrayBuffer). */
+export async function loadLm(source: string | ArrayBuffer | Uint8Array): Promise<LmCheckpoint> {
+  if (typeof source !== "string") return lmFromSafetensors(decodeSafetensors(source instanceof Uint8Array ? source : new Uint8Array(source), "(bytes)"));
+  return lmFromSafetensors(decodeSafetensors(await readFileChecked(source, "language-model checkpoint"), source));
 }
 
 /** The checkpoint in a decoded safetensors file (whose source names it in errors); see loadLm. */

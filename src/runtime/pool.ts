@@ -1,7 +1,8 @@
 // Fork/join over worker threads that share the kernels' memory. The calling thread is thread 0 and
 // does its own share; workers wake on an Atomics counter, run the same exported kernel with their
 // (tid, nth), and count themselves done. No messages on the hot path, no locks inside kernels.
-import { Worker } from "node:worker_threads";
+// Workers are started by the platform module (worker_threads in Node, Web Workers in a browser).
+import { CAN_BLOCK, startWorker, type KernelWorker } from "./platform.js";
 import { kernelNames } from "./wasm.js";
 
 /** A function exported by assembly/index.ts. The pool's table comes from the compiled module (see
@@ -26,7 +27,7 @@ export class Pool {
   private readonly ids: Map<KernelName, number>;
   private activeThreads: number;
 
-  private constructor(readonly threads: number, private readonly workers: Worker[], shared: SharedArrayBuffer,
+  private constructor(readonly threads: number, private readonly workers: KernelWorker[], shared: SharedArrayBuffer,
                       module: WebAssembly.Module, exports: WebAssembly.Exports) {
     this.ctl = new Int32Array(shared, 0, CTL_INTS);
     this.args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
@@ -49,17 +50,8 @@ export class Pool {
   static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory,
                       exports: WebAssembly.Exports): Promise<Pool> {
     const shared = new SharedArrayBuffer(CTL_INTS * 4 + MAX_ARGS * 8);
-    const workers: Worker[] = [];
-    const url = new URL("./worker.js", import.meta.url);
-    for (let tid = 1; tid < threads; tid++) {
-      const w = new Worker(url, { workerData: { tid, module, memory, shared } });
-      await new Promise<void>((resolve, reject) => {
-        w.once("message", () => resolve());
-        w.once("error", reject);
-      });
-      w.unref(); // a sleeping pool never keeps the process alive
-      workers.push(w);
-    }
+    const workers: KernelWorker[] = [];
+    for (let tid = 1; tid < threads; tid++) workers.push(await startWorker({ tid, module, memory, shared }));
     return new Pool(threads, workers, shared, module, exports);
   }
 
@@ -93,7 +85,8 @@ export class Pool {
     }
     const others = nth - 1;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < others; spin++) {
-      if (spin > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.done, Atomics.load(ctl, CTL.done), 1);
+      // A browser's main thread may not wait: it spins until the workers are done.
+      if (spin > SPIN_ITERATIONS && CAN_BLOCK) Atomics.wait(ctl, CTL.done, Atomics.load(ctl, CTL.done), 1);
     }
     if (error) throw error;
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed in a worker thread`);

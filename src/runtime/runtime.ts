@@ -1,7 +1,7 @@
 // One Runtime per process is the usual case: it owns the shared memory, the heap over it, the
 // worker pool and the fast kernels. Settings are normalised here once and passed down as arguments.
-import { availableParallelism } from "node:os";
 import { Heap } from "./heap.js";
+import { defaultThreads, usableThreads } from "./platform.js";
 import { Pool } from "./pool.js";
 import { compileKernels, createMemory, instantiateKernels, pickVariant, type SimdVariant } from "./wasm.js";
 import { DEFAULT_LIMITS, type KernelLimits, WasmContext } from "../kernels/context.js";
@@ -24,10 +24,11 @@ export class Runtime {
                       readonly pool: Pool, readonly kernels: Kernels) {}
 
   static async create(options: RuntimeOptions = {}): Promise<Runtime> {
-    const threads = options.threads ?? availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
-      throw new RangeError(`Runtime: threads must be an integer from 1 to 64, got ${threads}`);
+    const requested = options.threads ?? defaultThreads();
+    if (!Number.isInteger(requested) || requested < 1 || requested > 64) {
+      throw new RangeError(`Runtime: threads must be an integer from 1 to 64, got ${requested}`);
     }
+    const threads = usableThreads(requested);
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
     for (const [name, value] of Object.entries(limits)) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`Runtime: limits.${name} must be an integer ≥ 1, got ${value}`);

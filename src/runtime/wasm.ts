@@ -1,7 +1,6 @@
 // Loading the kernel module: which build (plain or relaxed SIMD) this runtime can run, and the
 // compiled module that the calling thread and every worker instantiate over one shared memory.
-import { readFile } from "node:fs/promises";
-import { setFlagsFromString } from "node:v8";
+import { compileKernelModule, enableRelaxedSimdFlag } from "./platform.js";
 
 export type SimdVariant = "simd" | "relaxed";
 
@@ -21,7 +20,7 @@ export function hasRelaxedSimd(): boolean { return WebAssembly.validate(RELAXED_
  * program that wants it calls this first thing (the `dmi` command does).
  */
 export function enableRelaxedSimd(): void {
-  if (!hasRelaxedSimd()) setFlagsFromString("--experimental-wasm-relaxed-simd");
+  if (!hasRelaxedSimd()) enableRelaxedSimdFlag();
 }
 
 /** The best build this runtime validates, or the one asked for (an error if it cannot run here). */
@@ -39,11 +38,7 @@ const compiled = new Map<SimdVariant, Promise<WebAssembly.Module>>();
 export function compileKernels(variant: SimdVariant): Promise<WebAssembly.Module> {
   let m = compiled.get(variant);
   if (!m) {
-    const url = new URL(`../../../build/kernels-${variant}.wasm`, import.meta.url);
-    m = readFile(url).then(
-      (bytes) => WebAssembly.compile(bytes),
-      () => { throw new Error(`kernel module ${url.pathname} is missing: run 'npm run build' (npm install does it too)`); },
-    );
+    m = compileKernelModule(variant);
     compiled.set(variant, m);
   }
   return m;

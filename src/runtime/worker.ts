@@ -1,33 +1,5 @@
-// A pool worker: instantiates the kernels over the shared memory, then loops forever: wait for the
-// next generation, run its share of the kernel, count itself done. See pool.ts for the protocol.
+// A pool worker in Node (worker_threads): the loop is worker-loop.ts.
 import { parentPort, workerData } from "node:worker_threads";
-import { CTL, CTL_INTS, MAX_ARGS, SPIN_ITERATIONS } from "./pool.js";
-import { instantiateKernels, kernelNames } from "./wasm.js";
+import { serveKernels, type WorkerInit } from "./worker-loop.js";
 
-const { tid, module, memory, shared } = workerData as {
-  tid: number; module: WebAssembly.Module; memory: WebAssembly.Memory; shared: SharedArrayBuffer;
-};
-const exports = instantiateKernels(module, memory);
-const fns = kernelNames(module).map((n) => exports[n] as (...a: number[]) => void);
-const ctl = new Int32Array(shared, 0, CTL_INTS);
-const args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
-parentPort!.postMessage("ready");
-
-let seen = Atomics.load(ctl, CTL.generation);
-for (;;) {
-  for (let spin = 0; Atomics.load(ctl, CTL.generation) === seen; spin++) {
-    if (spin > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.generation, seen);
-  }
-  seen = Atomics.load(ctl, CTL.generation);
-  if (Atomics.load(ctl, CTL.stop)) break;
-  const nth = ctl[CTL.nth];
-  if (tid >= nth) continue;
-  try {
-    const a = Array.from(args.subarray(0, ctl[CTL.argc]));
-    fns[ctl[CTL.kernel]](...a, tid, nth);
-  } catch {
-    Atomics.store(ctl, CTL.failed, 1);
-  }
-  Atomics.add(ctl, CTL.done, 1);
-  Atomics.notify(ctl, CTL.done);
-}
+serveKernels(workerData as WorkerInit, () => parentPort!.postMessage("ready"));

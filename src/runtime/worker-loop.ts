@@ -1,0 +1,35 @@
+// A pool worker's body, the same in Node and in a browser: instantiate the kernels over the shared
+// memory, say ready, then loop forever: wait for the next generation, run its share of the kernel,
+// count itself done. See pool.ts for the protocol; worker.ts (Node) and worker.browser.ts (a Web
+// Worker) only deliver `WorkerInit` and the ready message.
+import { CTL, CTL_INTS, MAX_ARGS, SPIN_ITERATIONS } from "./pool.js";
+import { instantiateKernels, kernelNames } from "./wasm.js";
+
+export interface WorkerInit { tid: number; module: WebAssembly.Module; memory: WebAssembly.Memory; shared: SharedArrayBuffer }
+
+export function serveKernels({ tid, module, memory, shared }: WorkerInit, ready: () => void): void {
+  const exports = instantiateKernels(module, memory);
+  const fns = kernelNames(module).map((n) => exports[n] as (...a: number[]) => void);
+  const ctl = new Int32Array(shared, 0, CTL_INTS);
+  const args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
+  ready();
+
+  let seen = Atomics.load(ctl, CTL.generation);
+  for (;;) {
+    for (let spin = 0; Atomics.load(ctl, CTL.generation) === seen; spin++) {
+      if (spin > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.generation, seen);
+    }
+    seen = Atomics.load(ctl, CTL.generation);
+    if (Atomics.load(ctl, CTL.stop)) break;
+    const nth = ctl[CTL.nth];
+    if (tid >= nth) continue;
+    try {
+      const a = Array.from(args.subarray(0, ctl[CTL.argc]));
+      fns[ctl[CTL.kernel]](...a, tid, nth);
+    } catch {
+      Atomics.store(ctl, CTL.failed, 1);
+    }
+    Atomics.add(ctl, CTL.done, 1);
+    Atomics.notify(ctl, CTL.done);
+  }
+}
