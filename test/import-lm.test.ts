@@ -14,7 +14,8 @@ import { Runtime } from "../src/runtime/runtime.js";
 import { decodeSafetensors, encodeSafetensors, type TensorData } from "../src/io/safetensors.js";
 import { loadLanguageModel } from "../src/recurrent/import.js";
 import { openLm } from "../src/recurrent/open.js";
-import { perplexity } from "../src/recurrent/eval.js";
+import { generate, perplexity } from "../src/recurrent/eval.js";
+import { Rng } from "../src/util/random.js";
 import { loadWordCorpus } from "../src/data/word-corpus.js";
 import onnxProto from "onnx-proto";
 
@@ -210,4 +211,13 @@ test("ONNX import: unsupported attributes, GRU linear_before_reset 0, gates in M
   const cut = join(tmp, "cut.onnx");
   await writeFile(cut, bytes.subarray(0, bytes.length >> 1));
   await assert.rejects(loadLanguageModel(cut), /ONNX model .*cut\.onnx: not a valid ONNX protobuf .*truncated/);
+});
+
+test("sampling from an imported model ends sentences on its own <eos>, which is not id 1", async () => {
+  const opened = await openLm(rt, join(FIXTURES, "lm-lstm-1layer-tied.f32.safetensors"), { data: CORPUS });
+  const { vocab } = opened.corpus;
+  assert.notEqual(vocab.eosId, 1, "the fixture corpus numbers <eos> by first appearance");
+  const sentences = generate(opened.lm, opened.lm.stack, vocab, new Rng(3), { sentences: 20, maxWords: 60, temperature: 1 });
+  assert.ok(sentences.every((s) => !s.split(" ").includes("<eos>")), sentences.join("\n"));
+  assert.ok(sentences.some((s) => s.split(" ").length < 60), "some sentence ends before the word limit");
 });

@@ -12,7 +12,7 @@ import { DualModel, type Thresholds } from "./dual.js";
 import { fitLittleModules, type FitMethod, type FitReport } from "./fit.js";
 import type { ProjectionKind } from "./little.js";
 import type { Bits } from "../dual/quantize.js";
-import { EOS_ID, type Vocabulary } from "../data/vocabulary.js";
+import type { Vocabulary } from "../data/vocabulary.js";
 import type { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
 import { reference } from "../kernels/index.js";
@@ -247,16 +247,17 @@ export function generate(lm: LmInference, rnn: Recurrent, vocab: Vocabulary, rng
   if (!(o.temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${o.temperature}`);
   rnn.reset();
   const sentences: string[] = [];
-  let token = EOS_ID;
+  const eos = vocab.eosId; // not always 1: an imported corpus numbers its words in order of appearance
+  let token = eos;
   for (let s = 0; s < o.sentences; s++) {
     const words: string[] = [];
     for (let w = 0; w < o.maxWords; w++) {
       token = sample(lm.decode(rnn.step(lm.embed(token))), o.temperature, rng);
-      if (token === EOS_ID) break;
+      if (token === eos) break;
       words.push(vocab.word(token));
     }
     sentences.push(words.join(" "));
-    token = EOS_ID; // a sentence cut at maxWords still ends before the next one starts
+    token = eos; // a sentence cut at maxWords still ends before the next one starts
   }
   rnn.reset();
   return sentences;
