@@ -92,3 +92,21 @@ export function accuracy(predicted: number[], truth: ArrayLike<number>): number 
   for (let i = 0; i < predicted.length; i++) if (predicted[i] === truth[i]) n++;
   return n / predicted.length;
 }
+
+/** A scored operating point: its top-1 and the dense network's on the same (validation) images, and its operation savings. */
+export interface ScoredPoint { top1: number; top1_dense: number; ops_reduction_fp32eq: number }
+
+/**
+ * The operating point to report: the largest FP32-equivalent operation reduction among the points
+ * whose top-1 is at most `maxDropPoints` percentage points below dense, on the images they were
+ * scored on (a validation split, so that the test set is read once, for the chosen point); null if
+ * none qualifies.
+ */
+export function chooseOperatingPoint<P extends ScoredPoint>(points: P[], maxDropPoints: number): P | null {
+  let best: P | null = null;
+  for (const p of points) {
+    if (100 * (p.top1_dense - p.top1) > maxDropPoints + 1e-9) continue;
+    if (!best || p.ops_reduction_fp32eq > best.ops_reduction_fp32eq) best = p;
+  }
+  return best;
+}
