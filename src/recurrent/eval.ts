@@ -4,7 +4,9 @@
 // the training split (through the model's own embeddings), thresholds calibrated on the validation
 // split for each insensitive ratio, perplexity measured on the test split, with the achieved ratio
 // and the memory-access reduction of the recurrent layers from the dual model's accounting.
-// Also: sampling sentences from either model, for the demo.
+// Also: sampling sentences from either model, for the demo; for generation, the dual-module output
+// layer's quality against the dense model (greedy agreement, top-5 overlap, KL) and the time of one
+// whole prediction (cell, output layer, softmax and choice), cold.
 import type { Runtime } from "../runtime/runtime.js";
 import type { Stack } from "./stack.js";
 import type { LmInference } from "./lm.js";
@@ -16,7 +18,8 @@ import type { Vocabulary } from "../data/vocabulary.js";
 import type { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
 import { reference } from "../kernels/index.js";
-import { timeInterleaved, type Variant } from "../util/timing.js";
+import { FLUSH_BYTES, median, timeInterleaved, type Variant } from "../util/timing.js";
+import { DenseOutputLayer, DualDecoder, candidateSoftmax, greedy, sampleCandidates, topN, type OutputLayer } from "./dual-decoder.js";
 
 /** What steps the recurrent layers: the dense Stack or the DualModel around it. */
 export type Recurrent = Pick<Stack, "reset" | "step">;
@@ -236,23 +239,28 @@ export interface GenerateOptions {
   sentences: number;
   maxWords: number;     // a sentence without "<eos>" by then is cut there
   temperature: number;  // > 0; softmax(logits / temperature)
+  topK?: number;        // sample among the k most probable words only (0 or absent: all)
+  topP?: number;        // nucleus: among the fewest most probable words whose mass reaches p (absent or 1: all)
 }
 
 /**
  * Sentences sampled from the model, one after the other from a zero state that first reads
  * "<eos>". Draws come from `rng` alone, so two models given generators of the same seed make the
- * same choices wherever their distributions agree closely.
+ * same choices wherever their distributions agree closely. `out` is the output layer the words are
+ * chosen through: the dense decoder (default) or a DualDecoder's candidates.
  */
-export function generate(lm: LmInference, rnn: Recurrent, vocab: Vocabulary, rng: Rng, o: GenerateOptions): string[] {
+export function generate(lm: LmInference, rnn: Recurrent, vocab: Vocabulary, rng: Rng, o: GenerateOptions,
+                         out: OutputLayer = new DenseOutputLayer(lm)): string[] {
   if (!(o.temperature > 0)) throw new RangeError(`generate: temperature must be > 0, got ${o.temperature}`);
   rnn.reset();
   const sentences: string[] = [];
   const eos = vocab.eosId; // not always 1: an imported corpus numbers its words in order of appearance
+  const scratch = new Float64Array(out.vocab);
   let token = eos;
   for (let s = 0; s < o.sentences; s++) {
     const words: string[] = [];
     for (let w = 0; w < o.maxWords; w++) {
-      token = sample(lm.decode(rnn.step(lm.embed(token))), o.temperature, rng);
+      token = sampleCandidates(out.candidates(rnn.step(lm.embed(token))), o, rng, scratch);
       if (token === eos) break;
       words.push(vocab.word(token));
     }
@@ -263,16 +271,156 @@ export function generate(lm: LmInference, rnn: Recurrent, vocab: Vocabulary, rng
   return sentences;
 }
 
-/** A draw from softmax(logits / temperature), in float64. */
-function sample(logits: Float32Array, temperature: number, rng: Rng): number {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i] - max) / temperature);
-  let u = rng.uniform() * sum;
-  for (let i = 0; i < logits.length; i++) {
-    u -= Math.exp((logits[i] - max) / temperature);
-    if (u < 0) return i;
+// ---------------------------------------------------------------------------------------------------
+// The whole token: the dual-module output layer's quality and the time of one prediction
+
+/** Per layer of lm.stack, the arrays that hold its state (h, and c for an LSTM): the dense and the dual model share them. */
+function stateArrays(lm: LmInference): Float32Array[] {
+  return lm.stack.layers.flatMap((cell) => (cell.kind === "lstm" ? [cell.h, cell.c] : [cell.h]));
+}
+
+export interface DecoderQuality {
+  positions: number;
+  greedyAgreement: number;  // fraction of positions where the two models' greedy choices are the same word
+  top5Overlap: number;      // mean |top-5 of one ∩ top-5 of the other| / 5
+  /** Mean KL(candidate ‖ dense) in nats, temperature 1: the candidate distribution (softmax over the
+   *  candidates' exact logits) against the dense model's full softmax. The other direction is
+   *  infinite (the candidates leave words out); with a dense cell this is −log P_dense(candidates). */
+  kl: number;
+  denseMassOutside: number; // mean probability the dense model puts outside the candidates
+  restBound: number;        // mean of the candidates' own bound of that mass (through the preview)
+}
+
+/**
+ * The dual model (`rnn`, lm.stack or a DualModel around it, with the output layer `out`) against the
+ * dense model (lm.stack, full decoder), both reading `ids` from a zero state; position t compares
+ * the predictions of word t + 1. The two share the stack's state arrays, so each step swaps its own
+ * state in and out.
+ */
+export function decoderQuality(lm: LmInference, rnn: Recurrent, out: OutputLayer, ids: Int32Array,
+                               onProgress?: (done: number, total: number) => void): DecoderQuality {
+  const n = ids.length - 1, V = lm.config.vocab;
+  if (n < 1) throw new Error(`decoderQuality: needs at least 2 tokens, got ${ids.length}`);
+  check.indices("decoderQuality", "ids", ids, V);
+  const live = stateArrays(lm), dualState = live.map((a) => new Float32Array(a.length)), denseState = live.map((a) => new Float32Array(a.length));
+  const swap = (save: Float32Array[], load: Float32Array[]) => live.forEach((a, i) => { save[i].set(a); a.set(load[i]); });
+  const q = new Float64Array(V), top = new Int32Array(5), dualTop = new Int32Array(5), vals = new Float32Array(V);
+  let agree = 0, overlap = 0, kl = 0, outside = 0, bound = 0;
+  rnn.reset();
+  lm.stack.reset();
+  for (let t = 0; t < n; t++) {
+    // The dual model: its state is live.
+    const c = out.candidates(rnn.step(lm.embed(ids[t])));
+    candidateSoftmax(q, c);
+    const choice = greedy(c), k = Math.min(5, c.count);
+    topN(top, vals, c.logits.subarray(0, c.count), k);
+    for (let j = 0; j < k; j++) dualTop[j] = c.ids[top[j]];
+    swap(dualState, denseState);
+    // The dense model.
+    const logits = lm.decode(lm.stack.step(lm.embed(ids[t])));
+    swap(denseState, dualState);
+    let max = -Infinity, best = 0;
+    for (let v = 0; v < V; v++) if (logits[v] > max) { max = logits[v]; best = v; }
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(logits[v] - max);
+    const logZ = max + Math.log(sum);
+    let inside = 0, d = 0;
+    for (let j = 0; j < c.count; j++) {
+      const l = logits[c.ids[j]];
+      inside += Math.exp(l - logZ);
+      if (q[j] > 0) d += q[j] * (Math.log(q[j]) - (l - logZ));
+    }
+    topN(top, vals, logits, Math.min(5, V));
+    let shared = 0;
+    for (let a = 0; a < k; a++) for (let b = 0; b < Math.min(5, V); b++) if (dualTop[a] === top[b]) shared++;
+    if (choice === best) agree++;
+    overlap += shared / Math.min(5, V);
+    kl += d;
+    outside += Math.max(0, 1 - inside);
+    bound += c.restBound;
+    if (onProgress && ((t + 1) % 256 === 0 || t + 1 === n)) onProgress(t + 1, n);
   }
-  return logits.length - 1; // rounding left u a hair above 0
+  rnn.reset();
+  lm.stack.reset();
+  return { positions: n, greedyAgreement: agree / n, top5Overlap: overlap / n, kl: kl / n, denseMassOutside: outside / n, restBound: bound / n };
+}
+
+export interface DecoderEvalOptions {
+  rank: number;        // preview rank r
+  candidates: number;  // N
+  trainTokens?: number; // training tokens the preview's covariance is taken over (default DEFAULT_MAX_TOKENS.train)
+  chunk?: number;      // tokens per piece (default 1000)
+  seed?: number;
+  onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface DecoderEvalResult {
+  decoder: DualDecoder;
+  quality: DecoderQuality[]; // per ratio of the LmEvalResult: its dual cell with the dual output layer
+}
+
+/**
+ * The dual-module output layer fitted on train (top-layer outputs of the dense model), then, per
+ * ratio of `r` (its thresholds), the quality of generation with the dual cell and the dual output
+ * layer against the dense model, over the same test tokens as perplexity.
+ */
+export function evaluateDecoder(rt: Runtime, lm: LmInference, r: LmEvalResult, splits: LmSplits, o: DecoderEvalOptions): DecoderEvalResult {
+  const pieces = spreadPieces(splits.train, o.trainTokens ?? DEFAULT_MAX_TOKENS.train, o.chunk ?? 1000);
+  o.onProgress?.("output layer fit", 0, 1);
+  const decoder = DualDecoder.fit(rt, lm, lm.stack, pieces, { rank: o.rank, candidates: o.candidates, seed: o.seed });
+  o.onProgress?.("output layer fit", 1, 1);
+  const test = splits.test.subarray(0, r.tokens.test);
+  const quality = r.ratios.map((q) => {
+    r.dual.setThresholds(q.thresholds, q.ratio);
+    return decoderQuality(lm, r.dual, decoder, test, o.onProgress && ((d, t) => o.onProgress!(`agreement ${q.ratio}`, d, t)));
+  });
+  return { decoder, quality };
+}
+
+/** Median milliseconds of one whole prediction and of its parts. */
+export interface TokenSplit {
+  token: number;  // cell + output + select, median of the whole
+  cell: number;   // embedding and the recurrent step
+  output: number; // the output layer: the full decoder, or the preview, the choice of candidates and their exact logits
+  select: number; // softmax over the candidates (all words for the dense layer) and the greedy choice
+}
+
+export interface TokenTimes { threads: number; dense: TokenSplit; dual: TokenSplit[] } // dual per ratio
+
+/**
+ * Time of one whole prediction at batch 1, caches flushed before each (the weights come from
+ * memory, as for a user generating one token at a time): dense cell with the full decoder, and at
+ * each ratio of `r` the dual cell with `out` (the dual output layer). Variants in interleaved
+ * rounds, medians; each run is split into its parts by the clock between them.
+ */
+export async function timeTokens(rt: Runtime, lm: LmInference, r: LmEvalResult, out: OutputLayer, ids: Int32Array,
+                                 o: { rounds?: number; warmup?: number } = {}): Promise<TokenTimes> {
+  const rounds = o.rounds ?? 100, warmup = o.warmup ?? 5, dense = new DenseOutputLayer(lm);
+  const probs = new Float64Array(lm.config.vocab);
+  const flushArray = rt.heap.f32(FLUSH_BYTES / 4);
+  const parts = Array.from({ length: 1 + r.ratios.length }, () => ({ cell: [] as number[], output: [] as number[], select: [] as number[] }));
+  const token = (i: number, rnn: Recurrent, layer: OutputLayer) => (round: number) => {
+    const t0 = performance.now();
+    const h = rnn.step(lm.embed(ids[round % ids.length]));
+    const t1 = performance.now();
+    const c = layer.candidates(h);
+    const t2 = performance.now();
+    candidateSoftmax(probs, c);
+    greedy(c);
+    const t3 = performance.now();
+    if (round >= warmup) { parts[i].cell.push(t1 - t0); parts[i].output.push(t2 - t1); parts[i].select.push(t3 - t2); }
+  };
+  const variants: Variant[] = [
+    { run: token(0, lm.stack, dense) },
+    ...r.ratios.map((q, i): Variant => ({ prepare: () => r.dual.setThresholds(q.thresholds, q.ratio), run: token(i + 1, r.dual, out) })),
+  ];
+  lm.stack.reset();
+  try {
+    const totals = await timeInterleaved(variants, { warmup, rounds, flush: () => { rt.kernels.sum(flushArray, flushArray.length); } });
+    const split = (i: number): TokenSplit => ({ token: totals[i], cell: median(parts[i].cell), output: median(parts[i].output), select: median(parts[i].select) });
+    return { threads: rt.threads, dense: split(0), dual: r.ratios.map((_, i) => split(i + 1)) };
+  } finally {
+    rt.heap.release(flushArray);
+    lm.stack.reset();
+  }
 }

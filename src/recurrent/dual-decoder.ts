@@ -1,0 +1,336 @@
+// The output layer of a language model for generation: the dense one (every word's logit, the
+// reference) and a dual-module one. Not here: perplexity, which always takes the exact full softmax
+// (eval.ts), nor the recurrent cells (dual.ts).
+//
+// Dual-module output layer, per token, from the top layer's output h (H):
+//   1. little module: a rank-r preview of every word's logit, in INT8,
+//        z = B·(h − μ)            B (r, H), the reduced-rank basis of the decoder under the covariance
+//                                 of h on training tokens (dual/reduced-rank.ts), μ the mean of h
+//        preview = A·z + c        A = W·Σ·Bᵀ (V, r), c = W·μ + b (V)
+//      B's rows are scaled so that B·Σ·Bᵀ = I, which makes A = W·Σ·Bᵀ·(B·Σ·Bᵀ)⁻¹ (the least-squares
+//      map from z to the logits, no ridge solve needed) equal to Q·diag(√λ), Q the top-r eigenvectors
+//      of W·Σ·Wᵀ: the preview is the best rank-r prediction of the centred logits, plus their mean;
+//   2. the N words of largest preview are the candidates;
+//   3. big module: their exact logits, reading only their rows of the decoder (matvecRows);
+//   4. softmax over the candidates; the rest's probability is bounded through the preview (every
+//      other word's preview is at most the N-th largest); greedy, top-k or nucleus sampling choose
+//      among the candidates.
+//
+// This is SVD-softmax (Shim et al., NeurIPS 2017) with three differences: (a) the preview's basis
+// comes from the decoder weights AND the distribution of h (reduced-rank regression under Σ), where
+// SVD-softmax takes the plain SVD of W (the same when Σ = I); (b) the preview's two factors are INT8
+// with one scale per row, and the exact logits come from the original fp32 rows of W (SVD-softmax
+// recomputes the candidates in the rotated basis U·S at full width), so N = V is the dense output
+// layer exactly; (c) the rest of the vocabulary is not normalised with its preview logits (which
+// would cost an exp per word): its mass is only bounded, and the choice is made among the candidates.
+import type { Runtime } from "../runtime/runtime.js";
+import type { LmInference } from "./lm.js";
+import type { Recurrent } from "./eval.js";
+import type { GemmBackend } from "../dual/ridge.js";
+import { covariance, reducedRankBasis } from "../dual/reduced-rank.js";
+import { quantizeRows } from "../dual/quantize.js";
+import * as check from "../kernels/check.js";
+import type { Rng } from "../util/random.js";
+
+// ---------------------------------------------------------------------------------------------------
+// Candidates and the choice of the next word
+
+/** Words the next one is chosen from, with their exact logits; the dense layer lists the whole vocabulary. */
+export interface Candidates {
+  count: number;         // N
+  ids: Int32Array;       // (≥ N) word ids, ascending in [0, count)
+  logits: Float32Array;  // (≥ N) their exact logits, in the order of ids
+  /** Upper bound of the probability (temperature 1) left outside the candidates, as the preview
+   *  sees it: (V − N)·exp(t − m) / Σ exp(logits − m), t the N-th largest preview, m the largest logit.
+   *  0 for the dense layer. */
+  restBound: number;
+}
+
+/** What produces the candidates for the next word from the top-layer output h (H). */
+export interface OutputLayer {
+  readonly vocab: number;
+  /** The candidates of h (views overwritten by the next call). */
+  candidates(h: Float32Array): Candidates;
+}
+
+/** The dense output layer: every word, its logit from the full decoder product. */
+export class DenseOutputLayer implements OutputLayer {
+  readonly vocab: number;
+  private readonly all: Candidates;
+
+  constructor(private readonly lm: LmInference) {
+    this.vocab = lm.config.vocab;
+    this.all = { count: this.vocab, ids: Int32Array.from({ length: this.vocab }, (_, i) => i), logits: lm.logits, restBound: 0 };
+  }
+
+  candidates(h: Float32Array): Candidates {
+    this.lm.decode(h);
+    return this.all;
+  }
+}
+
+/** The candidate with the largest logit (the lowest id among equals). */
+export function greedy(c: Candidates): number {
+  let best = 0;
+  for (let j = 1; j < c.count; j++) if (c.logits[j] > c.logits[best]) best = j;
+  return c.ids[best];
+}
+
+/**
+ * probs[0..N) = softmax(logits / temperature) over the candidates, in float64; returns the log of
+ * the normaliser Σ exp(logits / temperature) (for KL and log-probabilities).
+ */
+export function candidateSoftmax(probs: Float64Array, c: Candidates, temperature = 1): number {
+  if (probs.length < c.count) throw new RangeError(`candidateSoftmax: probs holds ${probs.length} values, the candidates are ${c.count}`);
+  let max = -Infinity;
+  for (let j = 0; j < c.count; j++) if (c.logits[j] > max) max = c.logits[j];
+  let sum = 0;
+  for (let j = 0; j < c.count; j++) sum += probs[j] = Math.exp((c.logits[j] - max) / temperature);
+  for (let j = 0; j < c.count; j++) probs[j] /= sum;
+  return max / temperature + Math.log(sum);
+}
+
+export interface SampleOptions {
+  temperature: number; // > 0
+  topK?: number;       // keep only the k most probable candidates (0 or absent: all)
+  topP?: number;       // nucleus: the fewest most probable candidates whose mass reaches p (absent or 1: all)
+}
+
+/**
+ * A draw from the candidates' softmax(logits / temperature), truncated to top-k and nucleus if
+ * asked. Without truncation, the draw walks the candidates in id order, so two layers whose
+ * distributions agree closely make the same choice from the same generator state.
+ */
+export function sampleCandidates(c: Candidates, o: SampleOptions, rng: Rng, scratch = new Float64Array(c.count)): number {
+  if (!(o.temperature > 0)) throw new RangeError(`sampleCandidates: temperature must be > 0, got ${o.temperature}`);
+  const topK = o.topK ?? 0, topP = o.topP ?? 1;
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new RangeError(`sampleCandidates: topK must be an integer ≥ 0, got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`sampleCandidates: topP must be in (0, 1], got ${topP}`);
+  const p = scratch.length >= c.count ? scratch : new Float64Array(c.count);
+  candidateSoftmax(p, c, o.temperature);
+  let order: number[] | null = null, total = 1;
+  if ((topK > 0 && topK < c.count) || topP < 1) {
+    order = Array.from({ length: c.count }, (_, j) => j).sort((a, b) => p[b] - p[a] || c.ids[a] - c.ids[b]);
+    let keep = topK > 0 ? Math.min(topK, c.count) : c.count, mass = 0;
+    for (let j = 0; j < keep; j++) {
+      mass += p[order[j]];
+      if (mass >= topP) { keep = j + 1; break; }
+    }
+    order.length = keep;
+    total = order.reduce((s, j) => s + p[j], 0);
+  }
+  let u = rng.uniform() * total;
+  const n = order ? order.length : c.count;
+  for (let i = 0; i < n; i++) {
+    const j = order ? order[i] : i;
+    u -= p[j];
+    if (u < 0) return c.ids[j];
+  }
+  return c.ids[order ? order[n - 1] : n - 1]; // rounding left u a hair above 0
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The preview: fitted from top-layer outputs on training tokens
+
+/** The preview's factors in fp32, before quantization (see the file header). */
+export interface PreviewFactors {
+  rank: number;        // r
+  B: Float32Array;     // (r, H) reduced-rank basis of the decoder under Σ, rows of unit variance
+  shift: Float32Array; // (r) −B·μ, so that z = B·h + shift is centred
+  A: Float32Array;     // (V, r) W·Σ·Bᵀ
+  c: Float32Array;     // (V) W·μ + b
+}
+
+/** The top layer's output after every step of each piece, read from a zero state: (n, H) and n. */
+export function topLayerOutputs(lm: LmInference, rnn: Recurrent, pieces: Int32Array[]): { hs: Float32Array; n: number } {
+  const H = lm.config.hidden, n = pieces.reduce((s, p) => s + p.length, 0);
+  const hs = new Float32Array(n * H);
+  let t = 0;
+  for (const piece of pieces) {
+    rnn.reset();
+    for (const id of piece) hs.set(rnn.step(lm.embed(id)), H * t++);
+  }
+  rnn.reset();
+  return { hs, n };
+}
+
+/**
+ * The rank-r preview of lm's decoder for top-layer outputs like hs (n, H): the reduced-rank basis of
+ * W under their covariance, A = W·Σ·Bᵀ, and the mean folded into the offsets. r ≤ min(V, H).
+ */
+export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: number, rank: number, seed = 1): PreviewFactors {
+  const f = "fitPreview", { vocab: V, hidden: H } = lm.config;
+  check.size(f, "rank", rank, 1);
+  if (rank > Math.min(V, H)) throw new RangeError(`${f}: rank ${rank} exceeds min(vocab, hidden) = ${Math.min(V, H)}`);
+  check.size(f, "n", n, 2);
+  check.f32(f, "hs", hs, n * H);
+  const backend: GemmBackend = { gemm: rt.kernels.gemm, alloc: (m) => rt.heap.f32(m), release: (a) => rt.heap.release(a) };
+  const W = lm.decoderWeight, cov = covariance(hs, n, H, backend);
+  const heapB = rt.heap.f32(rank * H), CB = rt.heap.f32(H * rank), A = rt.heap.f32(V * rank);
+  try {
+    const { B } = reducedRankBasis(W, V, H, cov, rank, backend, { seed });
+    heapB.set(B);
+    rt.kernels.gemm(CB, cov, heapB, H, rank, H, false, true, false); // Σ·Bᵀ (H, r)
+    rt.kernels.gemm(A, W, CB, V, rank, H, false, false, false);      // W·Σ·Bᵀ (V, r)
+    const mu = new Float64Array(H);
+    for (let t = 0; t < n; t++) for (let j = 0; j < H; j++) mu[j] += hs[t * H + j];
+    for (let j = 0; j < H; j++) mu[j] /= n;
+    const shift = new Float32Array(rank), c = new Float32Array(V);
+    for (let i = 0; i < rank; i++) {
+      let s = 0;
+      for (let j = 0; j < H; j++) s += B[i * H + j] * mu[j];
+      shift[i] = -s;
+    }
+    for (let v = 0; v < V; v++) {
+      let s = lm.decoderBias[v];
+      for (let j = 0; j < H; j++) s += W[v * H + j] * mu[j];
+      c[v] = s;
+    }
+    return { rank, B: B.slice(), shift, A: A.slice(), c };
+  } finally {
+    for (const a of [cov, heapB, CB, A]) rt.heap.release(a);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The dual-module output layer
+
+export interface DualDecoderOptions {
+  rank: number;        // r: preview rank, ≤ min(V, H)
+  candidates: number;  // N: words whose exact logits the big module computes, ≤ V
+  seed?: number;       // subspace iteration's start (default 1)
+}
+
+export class DualDecoder implements OutputLayer {
+  readonly vocab: number;
+  readonly rank: number;
+  /** Bytes read per token: the preview (INT8 factors, scales, offsets) and N rows of the decoder with their biases. */
+  readonly previewBytes: number;
+  private n: number;
+  private readonly H: number;
+  private readonly Bq: Int8Array;       // (r, H)
+  private readonly bScales: Float32Array; // (r)
+  private readonly shift: Float32Array; // (r)
+  private readonly Aq: Int8Array;       // (V, r)
+  private readonly aScales: Float32Array; // (V)
+  private readonly c: Float32Array;     // (V)
+  private readonly hq: Int8Array;       // (H)
+  private readonly z: Float32Array;     // (r)
+  private readonly zq: Int8Array;       // (r)
+  readonly preview: Float32Array;       // (V) of the last call
+  private readonly exact: Float32Array; // (V) exact logits, only the candidates' rows written
+  private readonly rowIdx: Int32Array;  // (V) candidate ids, the first N
+  private readonly heapVal: Float32Array; // (V) min-heap of the N best previews
+  private readonly out: Candidates;
+
+  constructor(private readonly rt: Runtime, private readonly lm: LmInference, readonly factors: PreviewFactors, candidates: number) {
+    const f = "DualDecoder", { vocab: V, hidden: H } = lm.config, r = factors.rank;
+    this.vocab = V;
+    this.rank = r;
+    this.H = H;
+    check.f32(f, "factors.B", factors.B, r * H);
+    check.f32(f, "factors.A", factors.A, V * r);
+    check.f32(f, "factors.shift", factors.shift, r);
+    check.f32(f, "factors.c", factors.c, V);
+    const b = quantizeRows(factors.B, r, H, 8), a = quantizeRows(factors.A, V, r, 8), heap = rt.heap;
+    this.Bq = heap.i8(r * H);
+    this.Bq.set(b.q!);
+    this.bScales = heap.copyF32(b.scales);
+    this.shift = heap.copyF32(factors.shift);
+    this.Aq = heap.i8(V * r);
+    this.Aq.set(a.q!);
+    this.aScales = heap.copyF32(a.scales);
+    this.c = heap.copyF32(factors.c);
+    this.hq = heap.i8(H);
+    this.z = heap.f32(r);
+    this.zq = heap.i8(r);
+    this.preview = heap.f32(V);
+    this.exact = heap.f32(V);
+    this.rowIdx = heap.i32(V);
+    this.heapVal = new Float32Array(V);
+    this.previewBytes = b.bytes + a.bytes + 4 * (r + V);
+    this.out = { count: 0, ids: this.rowIdx, logits: new Float32Array(V), restBound: 0 };
+    this.n = 0;
+    this.setCandidates(candidates);
+  }
+
+  /** Fits the preview of rank r on the top-layer outputs of `pieces` (training text) read by `rnn`. */
+  static fit(rt: Runtime, lm: LmInference, rnn: Recurrent, pieces: Int32Array[], o: DualDecoderOptions): DualDecoder {
+    const { hs, n } = topLayerOutputs(lm, rnn, pieces);
+    return new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates);
+  }
+
+  get candidateCount(): number { return this.n; }
+
+  setCandidates(n: number): void {
+    check.size("DualDecoder", "candidates", n, 1);
+    if (n > this.vocab) throw new RangeError(`DualDecoder: candidates must be ≤ vocab = ${this.vocab}, got ${n}`);
+    this.n = n;
+  }
+
+  /** Bytes read per token at the current N: the preview, and the candidates' fp32 rows and biases. */
+  get bytes(): number { return this.previewBytes + this.n * (this.H + 1) * 4 + this.n * 4; }
+
+  /** The preview logits of every word (V), INT8 products: z = B·h − B·μ, then A·z + c. */
+  previewLogits(h: Float32Array): Float32Array {
+    const kr = this.rt.kernels, { vocab: V, H, rank: r } = this;
+    const s = kr.quantize(this.hq, h, H);
+    kr.matvecI8(this.z, this.Bq, this.bScales, this.hq, s, this.shift, r, H);
+    const sz = kr.quantize(this.zq, this.z, r);
+    kr.matvecI8(this.preview, this.Aq, this.aScales, this.zq, sz, this.c, V, r);
+    return this.preview;
+  }
+
+  candidates(h: Float32Array): Candidates {
+    const V = this.vocab, N = this.n, ids = this.rowIdx, out = this.out;
+    const preview = this.previewLogits(h);
+    const t = topN(ids, this.heapVal, preview, N);
+    ids.subarray(0, N).sort();
+    this.rt.kernels.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, N, V, this.H);
+    let max = -Infinity;
+    for (let j = 0; j < N; j++) {
+      const l = out.logits[j] = this.exact[ids[j]];
+      if (l > max) max = l;
+    }
+    let sum = 0;
+    for (let j = 0; j < N; j++) sum += Math.exp(out.logits[j] - max);
+    out.count = N;
+    out.restBound = N === V ? 0 : Math.min(1, ((V - N) * Math.exp(t - max)) / sum);
+    return out;
+  }
+}
+
+/**
+ * Writes the indices of the n largest values of x (V) to ids[0..n), in no particular order, and
+ * returns the n-th largest value (every index left out has a value ≤ it). A min-heap of n values
+ * (vals is its scratch, ≥ n): one comparison per element once it is full.
+ */
+export function topN(ids: Int32Array, vals: Float32Array, x: Float32Array, n: number): number {
+  const V = x.length;
+  if (!(Number.isInteger(n) && n >= 1 && n <= V)) throw new RangeError(`topN: n must be an integer in [1, ${V}], got ${n}`);
+  if (ids.length < n || vals.length < n) throw new RangeError(`topN: ids and vals need ≥ ${n} elements`);
+  if (n === V) {
+    let min = Infinity;
+    for (let i = 0; i < V; i++) { ids[i] = i; if (x[i] < min) min = x[i]; }
+    return min;
+  }
+  for (let i = 0; i < n; i++) { ids[i] = i; vals[i] = x[i]; }
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(ids, vals, i, n);
+  for (let i = n; i < V; i++) {
+    if (x[i] > vals[0]) { vals[0] = x[i]; ids[0] = i; siftDown(ids, vals, 0, n); }
+  }
+  return vals[0];
+}
+
+function siftDown(ids: Int32Array, vals: Float32Array, i: number, n: number): void {
+  const v = vals[i], id = ids[i];
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && vals[c + 1] < vals[c]) c++;
+    if (vals[c] >= v) break;
+    vals[i] = vals[c]; ids[i] = ids[c];
+    i = c;
+  }
+  vals[i] = v; ids[i] = id;
+}
