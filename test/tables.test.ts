@@ -48,6 +48,11 @@ test("tables lm: every table from a shipped checkpoint on a few hundred tokens, 
     assert.ok(r.cellMs > 0 && r.speedup === t.dense.cellMs / r.cellMs);
   }
   assert.ok(t.ratios[4].bytesReduction > t.ratios[0].bytesReduction, "more insensitive rows, fewer bytes");
+  // INT8 dense, the simplest competitor: a row per byte plus a scale, against four bytes plus a bias.
+  const cols = 2 * 128, int8 = t.int8!;
+  assert.equal(int8.bytesReduction, ((cols + 1) * 4) / (cols + 8));
+  assert.equal(int8.dppl, int8.ppl - t.dense.ppl);
+  assert.ok(Math.abs(int8.dppl) < 0.05 * t.dense.ppl && int8.cellMs > 0, `INT8 dense: ${JSON.stringify(int8)}`);
   assert.deepEqual(t.precision.map((p) => p.bits), [32, 16, 8, 4, 2, 1]);
   for (let i = 1; i < t.precision.length; i++) assert.ok(t.precision[i].littleMB < t.precision[i - 1].littleMB);
   assert.deepEqual(t.noise.map((n) => n.sigma), [0.25, 0.5, 1]);

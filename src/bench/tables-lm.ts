@@ -14,6 +14,7 @@
 import { basename, join } from "node:path";
 import type { Runtime } from "../runtime/runtime.js";
 import { DualModel, gateRegions, type Thresholds } from "../recurrent/dual.js";
+import { Stack } from "../recurrent/stack.js";
 import { fitLittleModules, type FitOptions } from "../recurrent/fit.js";
 import { LittleModule, PROJECTIONS, type ProjectionKind } from "../recurrent/little.js";
 import { BITS, type Bits } from "../dual/quantize.js";
@@ -42,6 +43,8 @@ export interface LmTables {
   model: { file: string; cell: string; layers: number; hidden: number; corpus: string; testTokens: number; k: number[] };
   dense: { ppl: number; cellMs: number };
   ratios: { ratio: number; achieved: number; ppl: number; dppl: number; cellMs: number; speedup: number; bytesReduction: number }[];
+  /** The simplest competitor, an LSTM's big weights in INT8 and every row computed (null for a GRU). */
+  int8: { ppl: number; dppl: number; cellMs: number; speedup: number; bytesReduction: number } | null;
   precision: { bits: Bits; ppl: number; littleMB: number; bigMB: number }[];
   noise: { sigma: number; insensitivePpl: number; sensitivePpl: number }[];
   overhead: { projection: number; little: number; big: number };
@@ -74,6 +77,16 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
     ], { warmup: WARMUP, rounds: timedSeq.length, flush: flushing });
     return { dense, dual: duals };
   };
+  /** The same model with INT8 big weights, dense: perplexity, and its step timed against the fp32 one. */
+  const int8Dense = async (): Promise<LmTables["int8"]> => {
+    const stack = new Stack(rt, { ...lm.stack.config, bigBits: 8 }, lm.stack.layers.map((cell) => cell.weights()));
+    const p = ppl("dense INT8", stack);
+    const step = (s: Stack) => (round: number) => s.step(timedSeq[round % timedSeq.length]);
+    const [dense, quantized] = await timeInterleaved([{ run: step(lm.stack) }, { run: step(stack) }],
+      { warmup: WARMUP, rounds: timedSeq.length, flush: flushing });
+    const bytes = (s: Stack) => s.layers.reduce((n, cell) => n + cell.bigBytes(cell.rows), 0);
+    return { ppl: p, dppl: p - densePpl, cellMs: quantized, speedup: dense / quantized, bytesReduction: bytes(lm.stack) / bytes(stack) };
+  };
   const fit = (options: FitOptions, label: string) => {
     const bar = new Progress(`${label}: fit`, trainSeqs.reduce((n, s) => n + s.length, 0));
     return fitLittleModules(rt, lm.stack, trainSeqs, { ...options, onProgress: (_w, d) => bar.update(d) }).littles;
@@ -92,6 +105,7 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
   });
   const times = await cellTimes(dual, thresholds);
   const half = RATIOS.indexOf(0.5);
+  const int8 = c.cell === "lstm" ? await int8Dense() : null;
 
   // Figures from the 50 % thresholds: layer 0's insensitive regions, and its sensitive rows over
   // 35 steps from two places in the test text.
@@ -159,6 +173,7 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
     model: { file: basename(o.path), cell: c.cell, layers: c.layers, hidden: c.hidden, corpus: corpus.name, testTokens: test.length, k: littles.map((m) => m.k) },
     dense: { ppl: densePpl, cellMs: times.dense },
     ratios: ratioRows.map((r, i) => ({ ...r, cellMs: times.dual[i], speedup: times.dense / times.dual[i] })),
+    int8,
     precision, noise, overhead, k, compare, paper,
   };
 }
@@ -182,7 +197,7 @@ async function compareSmaller(s: OpenedLm, test: Int32Array, dual: DualModel, ha
   return {
     file: basename(s.path), hidden: c.hidden, ppl: smallPpl, cellMs: smallMs,
     mbPerStep: s.lm.stack.layers.reduce((n, cell) => n + cell.bigBytes(cell.rows), 0) / 1e6,
-    dualPpl, dualCellMs: dualMs, dualMbPerStep: (perStep.bigBytes + perStep.littleBytes) / 1e6,
+    dualPpl, dualCellMs: dualMs, dualMbPerStep: perStep.bytes / 1e6,
   };
 }
 
@@ -223,7 +238,9 @@ export function formatTables(t: LmTables): string {
     markdown(["ratio", "achieved", "PPL", "ΔPPL", "cell ms", "speedup", "memory reduction"], [
       ["dense", "-", f(t.dense.ppl), "-", f(t.dense.cellMs, 3), "1.00", "1.00"],
       ...t.ratios.map((r) => [f(r.ratio), f(r.achieved, 3), f(r.ppl), signed(r.dppl), f(r.cellMs, 3), f(r.speedup), f(r.bytesReduction)]),
+      ...(t.int8 ? [["dense INT8", "-", f(t.int8.ppl), signed(t.int8.dppl), f(t.int8.cellMs, 3), f(t.int8.speedup), f(t.int8.bytesReduction)]] : []),
     ]),
+    ...(t.int8 ? ["", "dense INT8: the simplest competitor, the big weights quantized per row (no dual module); its step timed against the fp32 dense step in its own interleaved rounds."] : []),
     "",
     "### Little-module precision (50 %)",
     "",
