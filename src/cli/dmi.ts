@@ -9,7 +9,7 @@ interface Command { summary: string; run: (args: string[]) => Promise<void> }
 
 /** Every command; its module is src/cli/<name with a dash>.ts, exporting main(args). */
 type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "data" | "train lm" | "train cnn" | "eval lm"
-  | "fit cnn" | "eval cnn" | "tables lm" | "demo";
+  | "fit cnn" | "eval cnn" | "tables lm" | "demo" | "serve";
 
 const COMMANDS = {
   "bench rnn": {
@@ -59,6 +59,10 @@ const COMMANDS = {
   "demo": {
     summary: "the shipped default model: dense vs dual-module perplexity and speed, and sentences sampled both ways",
     run: async (args) => (await import("./demo.js")).main(args),
+  },
+  "serve": {
+    summary: "the browser demo: a local web server (COOP/COEP, 127.0.0.1) for a page that runs the shipped model dense and dual-module",
+    run: async (args) => (await import("./serve.js")).main(args),
   },
 } satisfies Record<CommandName, Command>;
 

@@ -1,0 +1,97 @@
+// The demo page in a real browser (npm run test:browser; not part of npm test): Debian's Chromium,
+// headless, driven by playwright-core, opens the page `dmi serve` serves, generates at ratios 0 and
+// 0.5, and checks the page's dense output against the same LmDemo run here in Node, its dual step,
+// and its perplexities; then the step times on 1 and 2 threads beside Node's, and a screenshot
+// (docs/browser.png). Without a browser it is skipped, saying so.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { Runtime } from "../src/runtime/runtime.js";
+import { enableRelaxedSimd, type SimdVariant } from "../src/runtime/wasm.js";
+import { LmDemo, type Continuation, type StepTimes } from "../src/web/lm-demo.js";
+import { defaultModel } from "../src/recurrent/open.js";
+import { demoSlices, startServer } from "../src/cli/serve.js";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/** What the machine notes say a headless Chromium needs here: no sandbox as root, no background connections. */
+const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync"];
+const SCREENSHOT = "docs/browser.png";
+
+interface PageRun { ratio: number; prompt: string; options: { words: number; temperature: number; seed: number };
+  dense: Continuation; dual: Continuation; ppl: { dense: number; dual: number }; steps: StepTimes }
+interface PageInfo { variant: SimdVariant; threads: number; isolated: boolean; fitSeconds: number }
+
+enableRelaxedSimd();
+const found = existsSync(CHROMIUM);
+if (!found) console.log(`test:browser skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM=path)`);
+
+const cleanup: (() => Promise<unknown> | void)[] = [];
+after(async () => { for (const f of cleanup.reverse()) await f(); });
+
+async function openPage(browser: Browser, url: string): Promise<{ page: Page; info: PageInfo }> {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(url);
+  await page.waitForFunction(() => (window as any).dmi?.ready || (window as any).dmi?.error, null, { timeout: 120_000 });
+  const error = await page.evaluate(() => (window as any).dmi.error as string | undefined);
+  assert.equal(error ?? errors[0], undefined, "the page failed to start");
+  return { page, info: await page.evaluate(() => (window as any).dmi.info as PageInfo) };
+}
+
+/** Sets the ratio slider, presses Generate and returns what the page reports. */
+async function generateAt(page: Page, ratio: number): Promise<PageRun> {
+  const runs = await page.evaluate(() => (window as any).dmi.runs as number);
+  await page.locator("#ratio").fill(String(ratio));
+  await page.click("#generate");
+  await page.waitForFunction((n) => (window as any).dmi.runs > n || (window as any).dmi.error, runs, { timeout: 120_000 });
+  return page.evaluate(() => (window as any).dmi.last as PageRun);
+}
+
+test("the demo page runs in Chromium: the dense output equals Node's, the dual step is reported", { skip: !found }, async (t) => {
+  const model = defaultModel();
+  const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model });
+  cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+  // A fresh, empty profile each launch (playwright makes one).
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  cleanup.push(() => browser.close());
+
+  const { page, info } = await openPage(browser, `${url}?threads=2`);
+  assert.equal(info.isolated, true, "the page must be cross-origin isolated (COOP/COEP)");
+  assert.equal(info.threads, 2);
+  const dense0 = await generateAt(page, 0);
+  const half = await generateAt(page, 0.5);
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // Node, same model, slices, build and options.
+  const rt = await Runtime.create({ simd: info.variant, threads: 1 });
+  cleanup.push(() => rt.close());
+  const demo = await LmDemo.create(rt, readFileSync(model), await demoSlices(model));
+  for (const run of [dense0, half]) {
+    const node = demo.continue(run.prompt, "dense", run.options);
+    assert.ok(run.dense.tokens > 0, "the page generated nothing");
+    assert.equal(run.dense.text, node.text, `dense output at seed ${run.options.seed}`);
+  }
+  demo.setRatio(0);
+  assert.equal(dense0.dual.text, dense0.dense.text, "at ratio 0 every neuron is sensitive: dual equals dense");
+  const ppl = demo.perplexity(half.prompt)!;
+  assert.ok(Math.abs(half.ppl.dense - ppl.dense) <= 1e-9 * ppl.dense, `dense perplexity ${half.ppl.dense} in Chromium, ${ppl.dense} in Node`);
+  assert.ok(half.steps.dualMs > 0 && half.steps.denseMs > 0, "step times reported");
+  assert.ok(Math.abs(half.steps.achievedRatio - 0.5) < 0.15, `achieved ratio ${half.steps.achievedRatio} at 0.5`);
+
+  // Step times: Chromium on 1 and 2 threads, Node on the same (noisy on a shared machine: a record, not a check).
+  const one = await openPage(browser, `${url}?threads=1`);
+  const single = await generateAt(one.page, 0.5);
+  demo.setRatio(0.5);
+  const nodeOne = await demo.stepTimes();
+  const rt2 = await Runtime.create({ simd: info.variant, threads: 2 });
+  cleanup.push(() => rt2.close());
+  const demo2 = await LmDemo.create(rt2, readFileSync(model), await demoSlices(model));
+  demo2.setRatio(0.5);
+  const nodeTwo = await demo2.stepTimes();
+  const us = (s: StepTimes) => `dense ${(s.denseMs * 1000).toFixed(1)} µs, dual ${(s.dualMs * 1000).toFixed(1)} µs`;
+  t.diagnostic(`step at ratio 0.5, ${info.variant} SIMD: Chromium 1 thread ${us(single.steps)}; 2 threads ${us(half.steps)}; ` +
+    `Node 1 thread ${us(nodeOne)}; 2 threads ${us(nodeTwo)}; page fit ${info.fitSeconds.toFixed(1)} s`);
+});
