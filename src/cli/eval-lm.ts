@@ -1,6 +1,7 @@
 // `dmi eval lm`: perplexity of a language-model checkpoint on its corpus's test split (or a text
 // file), dense and dual-module at each insensitive ratio (little modules fitted on train, thresholds
-// calibrated on valid), as a table and optionally as JSON rows.
+// calibrated on valid), as a table and optionally as JSON rows; then generation: the dual-module
+// output layer's agreement with the dense model and the time of one whole token, cold.
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -11,9 +12,15 @@ import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { formatTable } from "../util/table.js";
 import { numbers, optionalInteger, optionalProjection } from "./args.js";
-import { DEFAULT_MAX_TOKENS, K_GRID, checkRatios, evaluateLm, timeSteps, type LmEvalOptions, type LmEvalResult, type StepTimes } from "../recurrent/eval.js";
+import {
+  DEFAULT_MAX_TOKENS, K_GRID, checkRatios, evaluateDecoder, evaluateLm, timeSteps, timeTokens,
+  type DecoderEvalResult, type LmEvalOptions, type LmEvalResult, type StepTimes, type TokenTimes,
+} from "../recurrent/eval.js";
 import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
 import type { CellKind } from "../recurrent/stack.js";
+
+/** The dual output layer's defaults: on the SOTU LSTM-256, ≥ 99 % greedy agreement (docs/language-models.md). */
+export const DECODER_DEFAULTS = { rank: 32, candidates: 64, rounds: 100 };
 
 const USAGE = `dmi eval lm --model FILE [options]
   FILE: a dualmodule checkpoint, a PyTorch word_language_model state_dict saved as safetensors, or its ONNX export
@@ -35,6 +42,9 @@ const USAGE = `dmi eval lm --model FILE [options]
   --method M           little-module fit: ridge or sgd (ridge)
   --projection P       random (the paper's sparse projection) or rrr (the reduced-rank basis of the pre-activations) (random)
   --seed S             projection seed (1)
+  --preview-rank R     dual output layer for generation: rank of the INT8 preview of every word's logit (${DECODER_DEFAULTS.rank})
+  --candidates N       words whose exact logits the dual output layer computes (${DECODER_DEFAULTS.candidates})
+  --token-rounds N     interleaved rounds of the whole-token timing, caches flushed before each (${DECODER_DEFAULTS.rounds})
   --threads N          kernel threads (one per core)
   --json FILE          also write one JSON row per ratio`;
 
@@ -42,6 +52,16 @@ const USAGE = `dmi eval lm --model FILE [options]
 export interface LmEvalRow {
   model: string; cell: string; hidden: number; corpus: string; split: string; // "test" or "text FILE"
   ratio: number; achieved_ratio: number; ppl: number; ppl_dense: number; bytes_reduction: number;
+}
+
+/** With generation measured, a row also carries (milliseconds are cold medians at batch 1): */
+export interface LmTokenFields {
+  threads: number;
+  dense_ms: number; dual_ms: number;             // one recurrent step, dense and at the row's ratio
+  token_dense_ms: number; token_dual_ms: number; // one whole prediction: dense cell + decoder, dual cell + dual output layer
+  output_dense_ms: number; output_dual_ms: number; select_dense_ms: number; select_dual_ms: number;
+  preview_rank: number; candidates: number;
+  greedy_agreement: number; top5_overlap: number; kl: number;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -53,6 +73,7 @@ export async function main(argv: string[]): Promise<void> {
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, "test-tokens": { type: "string" }, text: { type: "string" },
       k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" }, projection: { type: "string" }, "auto-ratio": { type: "string" }, budget: { type: "string" },
       seed: { type: "string" }, threads: { type: "string" }, json: { type: "string" }, help: { type: "boolean" },
+      "preview-rank": { type: "string" }, candidates: { type: "string" }, "token-rounds": { type: "string" },
     },
   });
   if (v.help) { console.log(USAGE); return; }
@@ -68,6 +89,9 @@ export async function main(argv: string[]): Promise<void> {
   // A missing output folder would only show after the whole run.
   if (v.json && !existsSync(dirname(resolve(v.json)))) throw new Error(`--json ${v.json}: folder ${dirname(resolve(v.json))} does not exist`);
   const threads = optionalInteger("threads", v.threads, 1);
+  const rank = optionalInteger("preview-rank", v["preview-rank"], 1) ?? DECODER_DEFAULTS.rank;
+  const candidates = optionalInteger("candidates", v.candidates, 1) ?? DECODER_DEFAULTS.candidates;
+  const rounds = optionalInteger("token-rounds", v["token-rounds"], 1) ?? DECODER_DEFAULTS.rounds;
   const options: LmEvalOptions = {
     ratios, bits, method, eps, k: v.k === "auto" ? "auto" : optionalInteger("k", v.k, 1), auto: autoOptions(v), projection: optionalProjection(v.projection), seed: optionalInteger("seed", v.seed, 0),
     maxTokens: {
@@ -86,9 +110,14 @@ export async function main(argv: string[]): Promise<void> {
     const test = await testText(opened, v.text);
     const result = evaluateLm(rt, opened.lm, { ...opened.corpus, test: test.ids }, options);
     const times = await timeSteps(opened.lm, result, test.ids);
-    console.log(formatResult(opened, result, times, test.name));
+    const splits = { ...opened.corpus, test: test.ids };
+    const decoder = evaluateDecoder(rt, opened.lm, result, splits, {
+      rank: Math.min(rank, c.hidden, c.vocab), candidates: Math.min(candidates, c.vocab), trainTokens: options.maxTokens?.train, onProgress: options.onProgress,
+    });
+    const tokens = await timeTokens(rt, opened.lm, result, decoder.decoder, test.ids, { rounds });
+    console.log(formatResult(opened, result, times, test.name, { decoder, tokens }));
     if (v.json) {
-      const text = JSON.stringify(jsonRows(opened, result, test.name), null, 1) + "\n";
+      const text = JSON.stringify(jsonRows(opened, result, test.name, { decoder, tokens }), null, 1) + "\n";
       await writeFileAtomic(v.json, new TextEncoder().encode(text));
       console.error(`wrote ${v.json}`);
     }
@@ -122,16 +151,29 @@ export function progressBars(): (phase: string, done: number, total: number) => 
   };
 }
 
-export function jsonRows(o: OpenedLm, r: LmEvalResult, split = "test"): LmEvalRow[] {
+/** Generation measured beside perplexity: the dual output layer's quality per ratio, and token times. */
+export interface Generation { decoder: DecoderEvalResult; tokens: TokenTimes }
+
+export function jsonRows(o: OpenedLm, r: LmEvalResult, split = "test", g?: Generation): (LmEvalRow | (LmEvalRow & LmTokenFields))[] {
   const c = o.checkpoint.config;
-  return r.ratios.map((x) => ({
-    model: basename(o.path), cell: c.cell, hidden: c.hidden, corpus: o.corpus.name, split,
-    ratio: x.ratio, achieved_ratio: x.achievedRatio, ppl: x.ppl, ppl_dense: r.dense.ppl, bytes_reduction: x.bytesReduction,
-  }));
+  return r.ratios.map((x, i) => {
+    const row: LmEvalRow = {
+      model: basename(o.path), cell: c.cell, hidden: c.hidden, corpus: o.corpus.name, split,
+      ratio: x.ratio, achieved_ratio: x.achievedRatio, ppl: x.ppl, ppl_dense: r.dense.ppl, bytes_reduction: x.bytesReduction,
+    };
+    if (!g) return row;
+    const d = g.tokens.dense, t = g.tokens.dual[i], q = g.decoder.quality[i];
+    return {
+      ...row, threads: g.tokens.threads, dense_ms: d.cell, dual_ms: t.cell, token_dense_ms: d.token, token_dual_ms: t.token,
+      output_dense_ms: d.output, output_dual_ms: t.output, select_dense_ms: d.select, select_dual_ms: t.select,
+      preview_rank: g.decoder.decoder.rank, candidates: g.decoder.decoder.candidateCount,
+      greedy_agreement: q.greedyAgreement, top5_overlap: q.top5Overlap, kl: q.kl,
+    };
+  });
 }
 
 /** The fit's summary line and the table: dense first, then each ratio. */
-export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, split = "test"): string {
+export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, split = "test", g?: Generation): string {
   const f = r.fit.map((x) => `layer ${x.layer}: ${x.projection} projection, k ${x.k}, validation R² ${x.validationR2?.toFixed(3) ?? "-"}`).join("; ");
   const search = r.kSearch && "k auto, smallest k within the budget (validation perplexity at the search ratio):\n" + formatTable(
     ["k", "little KB", "R²", "valid ppl", "dense", "Δ %"],
@@ -150,7 +192,26 @@ export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, spl
     formatTable(["model", "ratio", "achieved", "ppl", "Δppl", "bytes reduction", "cell ms", "speedup", "token ms"], rows, 1) + "\n" +
     "  bytes reduction: weight bytes one step of the recurrent layers reads, dense over dual-module\n" +
     "  cell ms: one step of the recurrent layers, median of interleaved rounds (weights cached); speedup: dense over dual\n" +
-    "  token ms: a whole prediction (step, decoder over the vocabulary, softmax), mean over the perplexity run";
+    "  token ms: a whole prediction (step, decoder over the vocabulary, softmax), mean over the perplexity run" +
+    (g ? "\n\n" + formatGeneration(r, g) : "");
+}
+
+/** The whole-token table: dense cell and decoder against each ratio's dual cell with the dual output layer. */
+export function formatGeneration(r: LmEvalResult, g: Generation): string {
+  const f = (x: number) => x.toFixed(3), d = g.tokens.dense, dec = g.decoder.decoder;
+  const rows: (string | number)[][] = [
+    ["dense", "-", f(d.cell), f(d.output), f(d.select), f(d.token), "1.00", "-", "-", "-"],
+    ...r.ratios.map((x, i) => {
+      const t = g.tokens.dual[i], q = g.decoder.quality[i];
+      return ["dual", x.ratio.toFixed(2), f(t.cell), f(t.output), f(t.select), f(t.token), (d.token / t.token).toFixed(2),
+        (100 * q.greedyAgreement).toFixed(2), (100 * q.top5Overlap).toFixed(1), q.kl.toFixed(3)];
+    }),
+  ];
+  return `Generation, one whole token at batch 1, caches flushed, ${g.tokens.threads} thread${g.tokens.threads > 1 ? "s" : ""}; ` +
+    `dual output layer: INT8 preview of rank ${dec.rank}, exact logits for ${dec.candidateCount} of ${dec.vocab} words\n` +
+    formatTable(["model", "ratio", "cell ms", "output ms", "select ms", "token ms", "speedup", "greedy agr %", "top-5 %", "KL"], rows, 1) + "\n" +
+    "  output: the decoder over the vocabulary, or the preview, the candidates and their exact logits; select: softmax and greedy choice\n" +
+    `  greedy agr, top-5, KL(candidate ‖ dense): the dual model (cell at the ratio, dual output layer) against the dense one over ${g.decoder.quality[0]?.positions ?? 0} test positions`;
 }
 
 function signed(x: number): string { return `${x >= 0 ? "+" : ""}${x.toFixed(2)}`; }

@@ -19,7 +19,7 @@ import type { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
 import { reference } from "../kernels/index.js";
 import { FLUSH_BYTES, median, timeInterleaved, type Variant } from "../util/timing.js";
-import { DenseOutputLayer, DualDecoder, candidateSoftmax, greedy, sampleCandidates, topN, type OutputLayer } from "./dual-decoder.js";
+import { DenseOutputLayer, DualDecoder, candidateSoftmax, greedy, sampleCandidates, topN, type Candidates, type OutputLayer } from "./dual-decoder.js";
 
 /** What steps the recurrent layers: the dense Stack or the DualModel around it. */
 export type Recurrent = Pick<Stack, "reset" | "step">;
@@ -382,7 +382,7 @@ export interface TokenSplit {
   token: number;  // cell + output + select, median of the whole
   cell: number;   // embedding and the recurrent step
   output: number; // the output layer: the full decoder, or the preview, the choice of candidates and their exact logits
-  select: number; // softmax over the candidates (all words for the dense layer) and the greedy choice
+  select: number; // the greedy choice and the softmax over the candidates (all words for the dense layer)
 }
 
 export interface TokenTimes { threads: number; dense: TokenSplit; dual: TokenSplit[] } // dual per ratio
@@ -396,8 +396,20 @@ export interface TokenTimes { threads: number; dense: TokenSplit; dual: TokenSpl
 export async function timeTokens(rt: Runtime, lm: LmInference, r: LmEvalResult, out: OutputLayer, ids: Int32Array,
                                  o: { rounds?: number; warmup?: number } = {}): Promise<TokenTimes> {
   const rounds = o.rounds ?? 100, warmup = o.warmup ?? 5, dense = new DenseOutputLayer(lm);
-  const probs = new Float64Array(lm.config.vocab);
+  const probs = new Float64Array(lm.config.vocab), chosen = rt.heap.i32(1);
   const flushArray = rt.heap.f32(FLUSH_BYTES / 4);
+  // Selection: over the whole vocabulary the softmax is ten thousand exponentials, so the dense
+  // layer takes the fastest we have, the loss kernel in WebAssembly (in place: it leaves softmax −
+  // onehot(choice) in the logits, the choice already made); over N candidates, plain TypeScript.
+  const select = (c: Candidates) => {
+    if (c.count === lm.config.vocab && c.logits === lm.logits) {
+      chosen[0] = greedy(c);
+      rt.kernels.softmaxCrossEntropy(c.logits, chosen, 1, c.count, 1);
+    } else {
+      candidateSoftmax(probs, c);
+      greedy(c);
+    }
+  };
   const parts = Array.from({ length: 1 + r.ratios.length }, () => ({ cell: [] as number[], output: [] as number[], select: [] as number[] }));
   const token = (i: number, rnn: Recurrent, layer: OutputLayer) => (round: number) => {
     const t0 = performance.now();
@@ -405,8 +417,7 @@ export async function timeTokens(rt: Runtime, lm: LmInference, r: LmEvalResult, 
     const t1 = performance.now();
     const c = layer.candidates(h);
     const t2 = performance.now();
-    candidateSoftmax(probs, c);
-    greedy(c);
+    select(c);
     const t3 = performance.now();
     if (round >= warmup) { parts[i].cell.push(t1 - t0); parts[i].output.push(t2 - t1); parts[i].select.push(t3 - t2); }
   };
@@ -421,6 +432,7 @@ export async function timeTokens(rt: Runtime, lm: LmInference, r: LmEvalResult, 
     return { threads: rt.threads, dense: split(0), dual: r.ratios.map((_, i) => split(i + 1)) };
   } finally {
     rt.heap.release(flushArray);
+    rt.heap.release(chosen);
     lm.stack.reset();
   }
 }
