@@ -9,3 +9,4 @@ export { im2col_f32, bias_act_f32, maxpool_f32, avgpool_global_f32, im2row_f32, 
 export { softmax_xent_f32 } from "./loss";
 export { im2col_batch_f32, col2im_batch_f32, channel_stats_f32, bn_apply_f32, bn_backward_f32 } from "./conv-grad";
 export { gemm_i8, quantize_rows_i8, im2row_i8, im2row_sensitive_f32 } from "./gemm-i8";
+export { matvec_sparse_f32 } from "./sparse";

@@ -12,9 +12,10 @@ import { type ConvKernels, convReference, convWasm } from "./conv.js";
 import { type LossKernels, lossReference, lossWasm } from "./loss.js";
 import { type ConvGradKernels, convGradReference, convGradWasm } from "./conv-grad.js";
 import { type GemmI8Kernels, gemmI8Reference, gemmI8Wasm } from "./gemm-i8.js";
+import { type SparseKernels, sparseReference, sparseWasm } from "./sparse.js";
 
 export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels,
-  ConvGradKernels, GemmI8Kernels {}
+  ConvGradKernels, GemmI8Kernels, SparseKernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
@@ -26,6 +27,7 @@ export const reference: Kernels = {
   ...lossReference,
   ...convGradReference,
   ...gemmI8Reference,
+  ...sparseReference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
@@ -39,5 +41,6 @@ export function wasmKernels(ctx: WasmContext): Kernels {
     ...lossWasm(ctx),
     ...convGradWasm(ctx),
     ...gemmI8Wasm(ctx),
+    ...sparseWasm(ctx),
   };
 }
