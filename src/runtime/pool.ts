@@ -27,7 +27,7 @@ export class Pool {
   private readonly ids: Map<KernelName, number>;
   private activeThreads: number;
 
-  private constructor(readonly threads: number, private readonly workers: KernelWorker[], shared: SharedArrayBuffer,
+  private constructor(readonly threads: number, private readonly workers: KernelWorker[], shared: ArrayBufferLike,
                       module: WebAssembly.Module, exports: WebAssembly.Exports) {
     this.ctl = new Int32Array(shared, 0, CTL_INTS);
     this.args = new Float64Array(shared, CTL_INTS * 4, MAX_ARGS);
@@ -49,9 +49,11 @@ export class Pool {
 
   static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory,
                       exports: WebAssembly.Exports): Promise<Pool> {
-    const shared = new SharedArrayBuffer(CTL_INTS * 4 + MAX_ARGS * 8);
+    // A page that is not cross-origin isolated has no SharedArrayBuffer, and runs on one thread.
+    const bytes = CTL_INTS * 4 + MAX_ARGS * 8;
+    const shared: ArrayBufferLike = typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
     const workers: KernelWorker[] = [];
-    for (let tid = 1; tid < threads; tid++) workers.push(await startWorker({ tid, module, memory, shared }));
+    for (let tid = 1; tid < threads; tid++) workers.push(await startWorker({ tid, module, memory, shared: shared as SharedArrayBuffer }));
     return new Pool(threads, workers, shared, module, exports);
   }
 
