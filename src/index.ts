@@ -35,3 +35,8 @@ export { loadResNetOnnx, resnetFromOnnx, type ResNetOnnxOptions } from "./conv/i
 export { loadBible, loadPairs, readPairs, parsePairs, splitPairs, pairStats, BIBLE_FILE, BIBLE_SPLIT, type ParallelCorpus, type SentencePair, type BlockSplit } from "./data/pairs.js";
 export { Bpe, learnBpe, learnSharedBpe, saveBpe, loadBpe, normalizeText, BPE_METADATA_KEY, DEFAULT_BPE_VOCAB, PAD_ID, BOS_ID, EOS_ID, type BpeJson } from "./seq2seq/bpe.js";
 export { corpusBleu, bleuFromStatistics, formatBleu, tokenize13a, SACREBLEU_VERSION, type BleuScore, type BleuOptions } from "./seq2seq/bleu.js";
+export {
+  DualDecoder, DenseOutputLayer, fitPreview, topLayerOutputs, greedy, sampleCandidates, candidateSoftmax, DUAL_DECODER_DEFAULTS,
+  type Candidates, type OutputLayer, type PreviewFactors, type DualDecoderOptions, type SampleOptions,
+} from "./recurrent/dual-decoder.js";
+export { decoderQuality, evaluateDecoder, timeTokens, generate, type DecoderQuality, type TokenTimes, type TokenSplit, type GenerateOptions } from "./recurrent/eval.js";

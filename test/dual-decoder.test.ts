@@ -9,7 +9,7 @@ import { testRuntimes, label } from "./helpers.js";
 import { Rng } from "../src/util/random.js";
 import { type LmConfig, LmInference, initParams, paramCount, viewParams } from "../src/recurrent/lm.js";
 import { DenseOutputLayer, DualDecoder, candidateSoftmax, fitPreview, greedy, sampleCandidates, topN } from "../src/recurrent/dual-decoder.js";
-import { decoderQuality, generate, spreadPieces, timeTokens, type LmEvalResult } from "../src/recurrent/eval.js";
+import { decoderQuality, generate, spreadPieces, timeTokens } from "../src/recurrent/eval.js";
 import { Vocabulary } from "../src/data/vocabulary.js";
 import { MODELS_DIR, openLm } from "../src/recurrent/open.js";
 import type { Runtime } from "../src/runtime/runtime.js";
@@ -180,7 +180,7 @@ test("on the shipped SOTU LSTM-128: rank 32 and 64 candidates agree with the den
   assert.ok(wider.greedyAgreement >= q.greedyAgreement && wider.kl < q.kl, JSON.stringify({ q, wider }));
 
   // Token times: positive parts for dense and for each ratio (here the dense cell at ratio 0).
-  const r = { ratios: [{ ratio: 0, thresholds: [] }], dual: { setThresholds() {}, reset: () => lm.stack.reset(), step: (x: Float32Array) => lm.stack.step(x) } } as unknown as LmEvalResult;
+  const r = { ratios: [{ ratio: 0, thresholds: [] }], dual: { setThresholds() {}, reset: () => lm.stack.reset(), step: (x: Float32Array) => lm.stack.step(x) } };
   const times = await timeTokens(rt, lm, r, dual, corpus.test.subarray(0, 50), { rounds: 8, warmup: 2 });
   assert.equal(times.dual.length, 1);
   for (const s of [times.dense, times.dual[0]]) {

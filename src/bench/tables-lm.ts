@@ -1,6 +1,7 @@
 // The paper's language-model experiments on one trained checkpoint (`dmi tables lm`, src/cli/tables-lm.ts),
 // as one LmTables object and its Markdown, and its Figures 1 and 2 as PNG:
-//   ratios     PPL, ΔPPL, cell-step time and speedup, memory reduction at each insensitive ratio
+//   ratios     PPL, ΔPPL, cell-step time and speedup, memory reduction at each insensitive ratio, and
+//              the time of one whole token (dual cell with the dual-module output layer; dense: cell and decoder)
 //   precision  little-weight precision 32 … 1 bits at 50 %: PPL and little-module size
 //   noise      Gaussian noise on the insensitive versus the sensitive half of the gates: PPL
 //   overhead   a 50 % step split into projection, little module and big module
@@ -26,7 +27,8 @@ import { selectShapes } from "./models.js";
 import { renderPng } from "../plot/render.js";
 import { insensitiveRegionsSpec, sensitivityMapSpec } from "../plot/figures.js";
 import type { LmInference } from "../recurrent/lm.js";
-import { perplexity, spreadPieces, stepSequences } from "../recurrent/eval.js";
+import { perplexity, spreadPieces, stepSequences, timeTokens } from "../recurrent/eval.js";
+import { DUAL_DECODER_DEFAULTS, DualDecoder } from "../recurrent/dual-decoder.js";
 import type { OpenedLm } from "../recurrent/open.js";
 
 const RATIOS = [0.1, 0.3, 0.5, 0.7, 0.9];
@@ -41,8 +43,9 @@ export interface TableOptions { testTokens: number; trainTokens: number; validTo
 export interface LmTables {
   machine: { threads: number; build: string };
   model: { file: string; cell: string; layers: number; hidden: number; corpus: string; testTokens: number; k: number[] };
-  dense: { ppl: number; cellMs: number };
-  ratios: { ratio: number; achieved: number; ppl: number; dppl: number; cellMs: number; speedup: number; bytesReduction: number }[];
+  /** tokenMs: one whole prediction, cold (dense: cell and full decoder; a ratio: its dual cell and the dual output layer at the defaults). */
+  dense: { ppl: number; cellMs: number; tokenMs: number };
+  ratios: { ratio: number; achieved: number; ppl: number; dppl: number; cellMs: number; speedup: number; bytesReduction: number; tokenMs: number }[];
   /** The simplest competitor, an LSTM's big weights in INT8 and every row computed (null for a GRU). */
   int8: { ppl: number; dppl: number; cellMs: number; speedup: number; bytesReduction: number } | null;
   precision: { bits: Bits; ppl: number; littleMB: number; bigMB: number }[];
@@ -104,6 +107,10 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
     return { ratio, achieved: a.insensitiveRatio, ppl: p, dppl: p - densePpl, bytesReduction: a.memoryReduction };
   });
   const times = await cellTimes(dual, thresholds);
+  const decoder = DualDecoder.fit(rt, lm, lm.stack, spreadPieces(corpus.train, opt.trainTokens, 1000),
+    { rank: Math.min(DUAL_DECODER_DEFAULTS.rank, c.hidden, c.vocab), candidates: Math.min(DUAL_DECODER_DEFAULTS.candidates, c.vocab) });
+  const tokens = await timeTokens(rt, lm, { dual, ratios: RATIOS.map((ratio, i) => ({ ratio, thresholds: thresholds[i] })) }, decoder, test,
+    { rounds: opt.steps, warmup: WARMUP });
   const half = RATIOS.indexOf(0.5);
   const int8 = c.cell === "lstm" ? await int8Dense() : null;
 
@@ -171,8 +178,8 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
   return {
     machine: { threads: rt.threads, build: rt.variant },
     model: { file: basename(o.path), cell: c.cell, layers: c.layers, hidden: c.hidden, corpus: corpus.name, testTokens: test.length, k: littles.map((m) => m.k) },
-    dense: { ppl: densePpl, cellMs: times.dense },
-    ratios: ratioRows.map((r, i) => ({ ...r, cellMs: times.dual[i], speedup: times.dense / times.dual[i] })),
+    dense: { ppl: densePpl, cellMs: times.dense, tokenMs: tokens.dense.token },
+    ratios: ratioRows.map((r, i) => ({ ...r, cellMs: times.dual[i], speedup: times.dense / times.dual[i], tokenMs: tokens.dual[i].token })),
     int8,
     precision, noise, overhead, k, compare, paper,
   };
@@ -231,13 +238,15 @@ export function formatTables(t: LmTables): string {
     "",
     `Test perplexity over the first ${m.testTokens} test tokens; little modules (k = ${m.k.join(", ")}, INT8) fitted on train, ` +
     `thresholds on valid. Cell step: one recurrent step at batch 1, caches flushed before each, median; ${t.machine.threads} ` +
-    `thread(s), ${t.machine.build} build.`,
+    `thread(s), ${t.machine.build} build. Token: one whole prediction, caches flushed (dense: cell and decoder over the ` +
+    `vocabulary; dual: the dual cell and the dual-module output layer, rank-${DUAL_DECODER_DEFAULTS.rank} INT8 preview and ` +
+    `${DUAL_DECODER_DEFAULTS.candidates} exact candidates), softmax and greedy choice.`,
     "",
     "### Insensitive ratio",
     "",
-    markdown(["ratio", "achieved", "PPL", "ΔPPL", "cell ms", "speedup", "memory reduction"], [
-      ["dense", "-", f(t.dense.ppl), "-", f(t.dense.cellMs, 3), "1.00", "1.00"],
-      ...t.ratios.map((r) => [f(r.ratio), f(r.achieved, 3), f(r.ppl), signed(r.dppl), f(r.cellMs, 3), f(r.speedup), f(r.bytesReduction)]),
+    markdown(["ratio", "achieved", "PPL", "ΔPPL", "cell ms", "speedup", "memory reduction", "token ms"], [
+      ["dense", "-", f(t.dense.ppl), "-", f(t.dense.cellMs, 3), "1.00", "1.00", f(t.dense.tokenMs, 3)],
+      ...t.ratios.map((r) => [f(r.ratio), f(r.achieved, 3), f(r.ppl), signed(r.dppl), f(r.cellMs, 3), f(r.speedup), f(r.bytesReduction), f(r.tokenMs, 3)]),
       ...(t.int8 ? [["dense INT8", "-", f(t.int8.ppl), signed(t.int8.dppl), f(t.int8.cellMs, 3), f(t.int8.speedup), f(t.int8.bytesReduction)]] : []),
     ]),
     ...(t.int8 ? ["", "dense INT8: the simplest competitor, the big weights quantized per row (no dual module); its step timed against the fp32 dense step in its own interleaved rounds."] : []),

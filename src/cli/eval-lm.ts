@@ -18,9 +18,10 @@ import {
 } from "../recurrent/eval.js";
 import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
 import type { CellKind } from "../recurrent/stack.js";
+import { DUAL_DECODER_DEFAULTS } from "../recurrent/dual-decoder.js";
 
-/** The dual output layer's defaults: on the SOTU LSTM-256, ≥ 99 % greedy agreement (docs/language-models.md). */
-export const DECODER_DEFAULTS = { rank: 32, candidates: 64, rounds: 100 };
+/** The dual output layer's defaults, and the rounds of the token timing. */
+export const DECODER_DEFAULTS = { ...DUAL_DECODER_DEFAULTS, rounds: 100 };
 
 const USAGE = `dmi eval lm --model FILE [options]
   FILE: a dualmodule checkpoint, a PyTorch word_language_model state_dict saved as safetensors, or its ONNX export

@@ -364,7 +364,8 @@ export interface DecoderEvalResult {
  * ratio of `r` (its thresholds), the quality of generation with the dual cell and the dual output
  * layer against the dense model, over the same test tokens as perplexity.
  */
-export function evaluateDecoder(rt: Runtime, lm: LmInference, r: LmEvalResult, splits: LmSplits, o: DecoderEvalOptions): DecoderEvalResult {
+export function evaluateDecoder(rt: Runtime, lm: LmInference, r: Pick<LmEvalResult, "dual" | "ratios" | "tokens">, splits: LmSplits,
+                                o: DecoderEvalOptions): DecoderEvalResult {
   const pieces = spreadPieces(splits.train, o.trainTokens ?? DEFAULT_MAX_TOKENS.train, o.chunk ?? 1000);
   o.onProgress?.("output layer fit", 0, 1);
   const decoder = DualDecoder.fit(rt, lm, lm.stack, pieces, { rank: o.rank, candidates: o.candidates, seed: o.seed });
@@ -393,7 +394,8 @@ export interface TokenTimes { threads: number; dense: TokenSplit; dual: TokenSpl
  * each ratio of `r` the dual cell with `out` (the dual output layer). Variants in interleaved
  * rounds, medians; each run is split into its parts by the clock between them.
  */
-export async function timeTokens(rt: Runtime, lm: LmInference, r: LmEvalResult, out: OutputLayer, ids: Int32Array,
+export async function timeTokens(rt: Runtime, lm: LmInference, r: { dual: Recurrent & Pick<DualModel, "setThresholds">; ratios: Pick<RatioResult, "ratio" | "thresholds">[] },
+                                 out: OutputLayer, ids: Int32Array,
                                  o: { rounds?: number; warmup?: number } = {}): Promise<TokenTimes> {
   const rounds = o.rounds ?? 100, warmup = o.warmup ?? 5, dense = new DenseOutputLayer(lm);
   const probs = new Float64Array(lm.config.vocab), chosen = rt.heap.i32(1);
