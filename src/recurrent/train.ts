@@ -13,6 +13,8 @@ import * as check from "../kernels/check.js";
 import { Rng, batchRng } from "../util/random.js";
 import { gateCount } from "./stack.js";
 import { type BpttWindow, batchify, bpttWindows } from "../data/batch.js";
+import { PruneMasks, checkSchedule, lastMaskUpdate, maskUpdateDue, pruneRecord, sparsityAt,
+  type PruneSchedule, type PrunedTrainingInfo } from "./prune.js";
 import {
   type LmCheckpoint, type LmConfig, type LmParams, type TrainingInfo,
   checkConfig, initParams, layerInputSize, loadLm, paramCount, saveLm, stateBlocks, viewParams,
@@ -435,11 +437,16 @@ export interface RunOptions {
   resume?: LmCheckpoint;      // a resumable checkpoint to continue from
   testEachEpoch?: boolean;    // also the test loss after every epoch (a learning curve; not used for any decision)
   vocabDigest?: string;       // recorded in the checkpoints (Vocabulary.digest), so that evaluation can check it
+  init?: Float32Array;        // starting weights (paramCount(config)) instead of the initialisation: the dense model to prune
+  /** Automated gradual pruning of the recurrent weights (src/recurrent/prune.ts), steps counted from this run's first window. */
+  prune?: PruneSchedule & { from: string };
 }
 
 export interface BatchInfo { epoch: number; batch: number; batches: number; tokens: number; loss: number; gradNorm: number; lr: number }
 export interface EpochReport {
   epoch: number; trainLoss: number; validLoss: number; testLoss: number | null; lr: number; improved: boolean; seconds: number;
+  /** Pruning: the masks' sparsity at the epoch's end, and whether the ramp is over (only then is an epoch a candidate for the best). */
+  pruning?: { sparsity: number; ramping: boolean };
 }
 
 export interface RunHooks {
@@ -469,6 +476,12 @@ export function resumePath(out: string): string { return out.replace(/(\.safeten
  * the learning rate is divided by 4. A resumable checkpoint (current weights, lr, position, carried
  * state) is written after every epoch and when a stop is requested. Finally the test loss of the best
  * checkpoint.
+ *
+ * With `prune` (usually from `init`, a trained dense model: pruning a converged model, then
+ * fine-tuning it), the recurrent weight masks follow the AGP schedule, counted in windows of this
+ * run; masked gradients keep pruned weights at zero. While the sparsity is still rising an epoch is
+ * neither a candidate for the best checkpoint nor a reason to lower the learning rate: the loss
+ * rises with the sparsity. On resume the masks are re-derived from the saved weights (prune.ts).
  */
 export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks: RunHooks = {}): Promise<RunResult> {
   const { config, options: o } = run, r = run.resume, maxWindows = run.maxWindows ?? Infinity;
@@ -477,7 +490,10 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
   if (r) checkResumable(r, run);
   const params = rt.heap.f32(paramCount(config)), grads = rt.heap.f32(params.length);
   if (r) params.set(r.params);
+  else if (run.init) params.set(run.init);
   else initParams(config, params, o.seed);
+  const prune = run.prune, masks = prune ? new PruneMasks(config) : null;
+  if (prune) checkSchedule(prune, "trainLm");
   const graph = new LmGraph(rt, config, o.bptt, o.batch, params, grads, o.dropout);
   const evalGraph = new LmGraph(rt, config, o.bptt, o.evalBatch, params, null, 0);
   const windows = (ids: Int32Array, B: number) => [...bpttWindows(batchify(ids, B), o.bptt)].slice(0, maxWindows);
@@ -485,8 +501,24 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
   if (train.length === 0) throw new Error(`trainLm: ${data.train.length} training tokens are too few for one window of batch ${o.batch}`);
 
   let epoch = r?.training.epoch ?? 0, lr = r?.training.lr ?? o.lr, best = r?.training.bestValidLoss ?? null;
-  const info = (): TrainingInfo => ({ corpus: run.corpus, seed: o.seed, epoch, lr, bestValidLoss: best, dropout: o.dropout,
-    clip: o.clip, bptt: o.bptt, batch: o.batch, epochs: run.epochs });
+  // Pruning: the SGD step count of this run, the masks' current sparsity, and the ramp's bounds.
+  const stepOf = (e: number, b: number) => e * train.length + b;
+  let sparsity = 0;
+  if (prune) {
+    const end = prune.start + prune.steps, total = stepOf(run.epochs, 0);
+    if (end >= total) {
+      throw new Error(`trainLm: the pruning ramp ends at window ${end} but ${run.epochs} epochs of ${train.length} windows have ${total}; ` +
+        "give more epochs or fewer --prune-steps (the run must also fine-tune at the final sparsity)");
+    }
+    const last = lastMaskUpdate(prune, stepOf(epoch, r?.resume?.batch ?? 0) - 1);
+    if (last !== null) masks!.update(params, sparsity = sparsityAt(prune, last)); // the resumed run's masks, re-derived
+  }
+  const info = (): TrainingInfo => {
+    const t: PrunedTrainingInfo = { corpus: run.corpus, seed: o.seed, epoch, lr, bestValidLoss: best, dropout: o.dropout,
+      clip: o.clip, bptt: o.bptt, batch: o.batch, epochs: run.epochs };
+    if (prune) t.prune = { ...prune, sparsity, matrices: masks!.sparsity() };
+    return t;
+  };
   let lossSum = 0, lossTokens = 0; // of the current epoch's windows so far
   const saveResume = (batch: number) => saveLm(resumePath(run.out), { config, params, training: info(), vocabDigest: run.vocabDigest,
     resume: { batch, state: graph.getState(), lossSum, lossTokens } });
@@ -508,9 +540,11 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     hooks.onEpochStart?.(epoch + 1, first, train.length, o.bptt * o.batch);
     for (let b = first; b < train.length; b++) {
       const w = train[b], tokens = w.input.length;
+      if (prune && maskUpdateDue(prune, stepOf(epoch, b))) masks!.update(params, sparsity = sparsityAt(prune, stepOf(epoch, b)));
       grads.fill(0);
       const loss = graph.forward(w.input, w.target, batchRng(o.seed, epoch, b));
       graph.backward();
+      masks?.maskGrads(grads);
       const gradNorm = sgdStep(params, grads, lr, o.clip);
       lossSum += loss * tokens;
       lossTokens += tokens;
@@ -526,15 +560,18 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     const seconds = (performance.now() - start) / 1000;
     const testLoss = run.testEachEpoch ? await evaluate(evalGraph, test, (d, t) => hooks.onEvaluate?.("test", d, t)) : null;
     epoch++;
-    const improved = best === null || validLoss < best;
+    // While the pruning ramp runs, the loss rises with the sparsity: no best, no lower rate yet.
+    const ramping = prune !== undefined && stepOf(epoch, 0) <= prune.start + prune.steps;
+    const improved = !ramping && (best === null || validLoss < best);
     if (improved) {
       best = validLoss;
       await saveLm(run.out, { config, params, training: info(), vocabDigest: run.vocabDigest }, run.dtype);
-    } else {
+    } else if (!ramping) {
       lr /= 4;
     }
     await saveResume(0);
-    hooks.onEpoch?.({ epoch, trainLoss: lossSum / lossTokens, validLoss, testLoss, lr, improved, seconds });
+    hooks.onEpoch?.({ epoch, trainLoss: lossSum / lossTokens, validLoss, testLoss, lr, improved, seconds,
+      ...(prune ? { pruning: { sparsity, ramping } } : {}) });
   }
 
   params.set((await loadLm(run.out)).params);
@@ -552,4 +589,10 @@ function checkResumable(r: LmCheckpoint, run: RunOptions): void {
     if (a !== b) throw new Error(`trainLm: cannot resume: the checkpoint has ${key} ${a}, this run ${b}; drop the conflicting option or start afresh without --resume`);
   }
   if (!r.resume) throw new Error("trainLm: cannot resume from a checkpoint without a resume state; use the .resume.safetensors file beside it");
+  const p = pruneRecord(r, "to resume"), q = run.prune;
+  const schedule = (s: PruneSchedule | null | undefined) => (s ? JSON.stringify([s.initial, s.final, s.start, s.steps, s.every]) : "none");
+  if (schedule(p) !== schedule(q)) {
+    throw new Error(`trainLm: cannot resume: the checkpoint's pruning schedule [initial, final, start, steps, every] is ${schedule(p)}, ` +
+      `this run's ${schedule(q)}; resume with the same --prune options`);
+  }
 }
