@@ -196,7 +196,7 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 // The dual-module output layer
 
 /** Defaults of the commands: on the SOTU LSTM-256, ≥ 99 % greedy agreement with the dense model (docs/language-models.md). */
-export const DUAL_DECODER_DEFAULTS = { rank: 32, candidates: 64 };
+export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64 };
 
 export interface DualDecoderOptions {
   rank: number;        // r: preview rank, ≤ min(V, H)
