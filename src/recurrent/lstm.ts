@@ -5,9 +5,12 @@
 // updated in place. The big module of a dual-module step is computeRows(): only listed rows are read.
 // The big weights are fp32, or INT8 with one scale per row (then [x | h] is quantized per step, as
 // in dynamic quantization): a quarter of the bytes to stream, which is what a batch-1 step costs.
+// Or, for a pruned layer, fp32 in compressed rows (src/kernels/sparse.ts): only the nonzeros are
+// stored and read, each row one contiguous block, so a sensitive row is still one read.
 import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
 import { quantizeRows } from "../dual/quantize.js";
+import { type SparseRows, packSparseRows, unpackSparseRows } from "../kernels/sparse.js";
 
 export interface LstmWeights {
   weight_ih: Float32Array; // (4H, E)
@@ -19,8 +22,9 @@ export interface LstmWeights {
 /** Precision of a layer's big weights. */
 export type BigBits = 32 | 8;
 
-/** The big weights at their precision: fp32 rows, or INT8 rows with a scale each and the quantized input. */
-type BigWeights = { bits: 32; W: Float32Array } | { bits: 8; Wq: Int8Array; scales: Float32Array; xhq: Int8Array };
+/** The big weights at their precision: fp32 rows, INT8 rows with a scale each and the quantized input, or fp32 compressed rows. */
+type BigWeights = { bits: 32; W: Float32Array } | { bits: 8; Wq: Int8Array; scales: Float32Array; xhq: Int8Array }
+  | { bits: "sparse"; S: SparseRows };
 
 export class Lstm {
   readonly kind = "lstm";
@@ -35,14 +39,18 @@ export class Lstm {
   readonly c: Float32Array;       // (H)
   readonly pre: Float32Array;     // (4H) gate pre-activations of the current step
 
+  /** `sparse`: hold the fp32 big weights in compressed rows, keeping their nonzeros (a pruned layer). */
   constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, weights: LstmWeights,
-              readonly bits: BigBits = 32) {
+              readonly bits: BigBits = 32, readonly sparse = false) {
     checkWeights("Lstm", input, hidden, 4, weights);
     if (bits !== 32 && bits !== 8) throw new RangeError(`Lstm: big weights are 32 or 8 bits, got ${bits}`);
+    if (sparse && bits !== 32) throw new RangeError("Lstm: sparse big weights are fp32 (bits 32)");
     const E = input, H = hidden, R = 4 * H;
     this.rows = R;
     this.cols = E + H;
-    if (bits === 32) {
+    if (sparse) {
+      this.big = { bits: "sparse", S: packSparseRows(interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H), R, E + H, rt.heap) };
+    } else if (bits === 32) {
       this.big = { bits, W: interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H, rt.heap.f32(R * (E + H))) };
     } else {
       const q = quantizeRows(interleaveRows(weights.weight_ih, weights.weight_hh, R, E, H), R, E + H, 8);
@@ -75,6 +83,8 @@ export class Lstm {
     const kr = this.rt.kernels, big = this.big;
     if (big.bits === 32) {
       kr.matvec(this.pre, big.W, this.xh, this.b, this.rows, this.cols);
+    } else if (big.bits === "sparse") {
+      kr.matvecSparse(this.pre, big.S.data, big.S.rowPtr, this.xh, this.b, this.rows, this.cols);
     } else {
       const s = kr.quantize(big.xhq, this.xh, this.cols);
       kr.matvecI8(this.pre, big.Wq, big.scales, big.xhq, s, this.b, this.rows, this.cols);
@@ -98,6 +108,8 @@ export class Lstm {
     const kr = this.rt.kernels, big = this.big;
     if (big.bits === 32) {
       kr.matvecRows(this.pre, big.W, this.xh, this.b, rowIdx, count, this.rows, this.cols);
+    } else if (big.bits === "sparse") {
+      kr.matvecSparseRows(this.pre, big.S.data, big.S.rowPtr, this.xh, this.b, rowIdx, count, this.rows, this.cols);
     } else {
       const s = kr.quantize(big.xhq, this.xh, this.cols);
       kr.matvecI8Rows(this.pre, big.Wq, big.scales, big.xhq, s, this.b, rowIdx, count, this.rows, this.cols);
@@ -106,10 +118,11 @@ export class Lstm {
     return this.h;
   }
 
-  /** The big weights (4H, E+H) in fp32: the stored ones, or a dequantized copy of the INT8 ones. */
+  /** The big weights (4H, E+H) in fp32: the stored ones, or a dequantized copy of the INT8 ones, or a dense copy of the compressed rows (pruned weights as zeros). */
   get W(): Float32Array {
     const big = this.big;
     if (big.bits === 32) return big.W;
+    if (big.bits === "sparse") return unpackSparseRows(big.S);
     const W = new Float32Array(this.rows * this.cols);
     for (let r = 0; r < this.rows; r++) {
       const s = big.scales[r], o = r * this.cols;
@@ -124,8 +137,31 @@ export class Lstm {
     return { weight_ih, weight_hh, bias_ih: this.biases[0].slice(), bias_hh: this.biases[1].slice() };
   }
 
-  /** Bytes the big module reads for `count` rows (weights and bias, and an INT8 row's scale). */
-  bigBytes(count: number): number { return count * (this.bits === 32 ? (this.cols + 1) * 4 : this.cols + 8); }
+  /**
+   * Bytes the big module reads for `count` rows (weights and bias, and an INT8 row's scale). For
+   * compressed rows: the average row's block (nonzeros as values and indices) plus its row pointer
+   * and bias, since only the count is known here; rowBytes counts given rows exactly.
+   */
+  bigBytes(count: number): number {
+    const big = this.big;
+    if (big.bits === "sparse") return count === this.rows ? this.sparseBytes() : (count * this.sparseBytes()) / this.rows;
+    return count * (this.bits === 32 ? (this.cols + 1) * 4 : this.cols + 8);
+  }
+
+  /** Exact bytes the big module reads for the rows rowIdx[0..count): bigBytes except for compressed rows, where each row's own block counts. */
+  rowBytes(rowIdx: Int32Array, count: number): number {
+    const big = this.big;
+    if (big.bits !== "sparse") return this.bigBytes(count);
+    let bytes = 0;
+    for (let j = 0; j < count; j++) bytes += big.S.rowPtr[rowIdx[j] + 1] - big.S.rowPtr[rowIdx[j]];
+    return bytes + 8 * count; // + its row pointer and bias
+  }
+
+  /** Nonzero weights stored (every weight for dense rows). */
+  get nonzeros(): number { return this.big.bits === "sparse" ? this.big.S.nnz : this.rows * this.cols; }
+
+  /** All compressed rows: blocks, one row pointer (int32) and one bias (fp32) per row. */
+  private sparseBytes(): number { return (this.big as { S: SparseRows }).S.data.length + 8 * this.rows; }
 }
 
 /** Sizes, and PyTorch-named weights of `gates`·H rows, for a layer of kind `k`. */

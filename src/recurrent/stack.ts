@@ -18,6 +18,7 @@ export interface StackConfig {
   context: number;      // size of the context appended to every layer's input; 0 for none
   residualFrom: number; // first layer (≥ 1) with a residual connection; ≥ layers for none
   bigBits?: BigBits;    // precision of the big weights: 32 (default) or 8 (LSTM only)
+  sparseBig?: boolean;  // LSTM, fp32: big weights in compressed rows, only their nonzeros stored and read (a pruned model)
 }
 
 /** PyTorch parameter names per layer: weight_ih, weight_hh, bias_ih, bias_hh. */
@@ -45,8 +46,11 @@ export class Stack {
     if (bits !== 32 && !(bits === 8 && config.kind === "lstm")) {
       throw new Error(`${k}: bigBits must be 32, or 8 for an LSTM (a GRU's candidate gate would need a split INT8 product), got ${bits} for ${config.kind}`);
     }
+    if (config.sparseBig && !(config.kind === "lstm" && bits === 32)) {
+      throw new Error(`${k}: sparseBig needs an LSTM with fp32 big weights, got ${config.kind} with bigBits ${bits}`);
+    }
     this.layers = weights.map((w, l) => config.kind === "lstm"
-      ? new Lstm(rt, layerInput(config, l), config.hidden, w, bits)
+      ? new Lstm(rt, layerInput(config, l), config.hidden, w, bits, config.sparseBig ?? false)
       : new Gru(rt, layerInput(config, l), config.hidden, w));
     this.outputs = this.layers.map((cell, l) => this.residual(l) ? rt.heap.f32(config.hidden) : cell.h);
   }
