@@ -2,7 +2,7 @@
 // headless, driven by playwright-core, opens the page `dmi serve` serves, generates at ratios 0 and
 // 0.5, and checks the page's dense output against the same LmDemo run here in Node, its dual step,
 // and its perplexities; then the step times on 1 and 2 threads beside Node's, and a screenshot
-// of the one-thread page (docs/browser.png). Without a browser it is skipped, saying so.
+// of the one-thread page (out/browser.png). Without a browser it is skipped, saying so.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -17,7 +17,8 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** What the machine notes say a headless Chromium needs here: no sandbox as root, no background connections. */
 const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync"];
-const SCREENSHOT = "docs/browser.png";
+/** out/ (not tracked) by default, so that a run leaves the tree clean; SCREENSHOT=docs/browser.png refreshes the README's. */
+const SCREENSHOT = process.env.SCREENSHOT ?? "out/browser.png";
 
 interface PageRun { ratio: number; prompt: string; options: { words: number; temperature: number; seed: number };
   dense: Continuation; dual: Continuation; ppl: { dense: number; dual: number }; steps: StepTimes }
