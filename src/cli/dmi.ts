@@ -9,7 +9,7 @@ interface Command { summary: string; run: (args: string[]) => Promise<void> }
 
 /** Every command; its module is src/cli/<name with a dash>.ts, exporting main(args). */
 type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "data" | "train lm" | "train cnn" | "eval lm"
-  | "fit cnn" | "eval cnn" | "tables lm" | "demo" | "serve";
+  | "fit cnn" | "eval cnn" | "tables lm" | "tables prune" | "demo" | "serve";
 
 const COMMANDS = {
   "bench rnn": {
@@ -55,6 +55,10 @@ const COMMANDS = {
   "tables lm": {
     summary: "the paper's language-model tables (ratio, precision, noise, overhead, k sweep) and Figures 1–2 for one checkpoint",
     run: async (args) => (await import("./tables-lm.js")).main(args),
+  },
+  "tables prune": {
+    summary: "the paper's Table 4: dual-module inference against and on top of weight pruning (PPL, bytes, step time; trained and random weights)",
+    run: async (args) => (await import("./tables-prune.js")).main(args),
   },
   "demo": {
     summary: "the shipped default model: dense vs dual-module perplexity and speed, and sentences sampled both ways",
