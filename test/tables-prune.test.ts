@@ -93,7 +93,15 @@ test("tables prune: dense and 80 %-pruned rows, with and without dual-module, tr
     }
     assert.ok(at("random", 0.9, 0).bytes_per_step < at("random", 0.8, 0).bytes_per_step);
   }
-  // The sensitivity of bad options, before any work.
+  // Without --model: the random widths only.
+  const randomJson = join(tmp, "random.json");
+  await main(["--out", join(tmp, "random"), "--json", randomJson, "--ratios", "0.5", "--threads", "1", "--steps", "5", "--repeats", "1",
+    "--random-hidden", "12", "--random-sparsity", "0.8", "--k", "4"]);
+  const randomOnly = JSON.parse(await readFile(randomJson, "utf8")) as PruneRow[];
+  assert.equal(randomOnly.filter((r) => r.big !== "ort").length, 2 * 2);
+  assert.ok(randomOnly.every((r) => r.weights === "random" && r.hidden === 12 && r.ppl === null));
+  // Bad options, named before any work.
+  await assert.rejects(main(["--out", out, "--pruned", `0.8=${pruned}`]), /--pruned needs --model FILE/);
   await assert.rejects(main(["--model", dense, "--out", out, "--pruned", "0.8"]), /--pruned: "0.8" is not S=FILE/);
   await assert.rejects(main(["--model", dense, "--out", out, "--ratios", "1"]), /ratio 1 is outside \[0, 1\)/);
   await assert.rejects(main(["--model", dense, "--out", out, "--pruned", `0.5=${pruned}`, "--data", data, "--ratios", "0.5",

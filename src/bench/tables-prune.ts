@@ -74,20 +74,27 @@ interface Prepared {
 }
 
 const WARMUP = 10;
+const say = (m: string) => console.error(m);
 /** onnxruntime's fp32 LSTM computes our fp32 step up to rounding. */
 const ORT_TOLERANCE = 1e-4;
 
 /**
  * `dense` and each of `pruned` (the same architecture and corpus) on their test split, then the
- * random-weight widths; every row of the tables.
+ * random-weight widths; every row of the tables. Without `dense`, the random widths only.
  */
-export async function runPruneTables(rt: Runtime, dense: OpenedLm, pruned: OpenedLm[], o: PruneTableOptions): Promise<PruneTables> {
-  const say = (m: string) => console.error(m);
+export async function runPruneTables(rt: Runtime, dense: OpenedLm | null, pruned: OpenedLm[], o: PruneTableOptions): Promise<PruneTables> {
   const flush = rt.heap.f32(FLUSH_BYTES / 4);
   const peer = (await ortAvailable()) ? "onnxruntime-node's fp32 LSTM operator on the dense model's weights (one layer only), checked against our step" : ORT_MISSING;
   const rows: PruneRow[] = [];
 
-  // Trained weights: every model measured, then all of them timed together.
+  const tokens = dense ? await trainedRows(rt, dense, pruned, o, flush, peer === ORT_MISSING, rows) : { test: 0, train: 0, valid: 0 };
+  await randomRows(rt, o, flush, peer === ORT_MISSING, rows);
+  return { machine: { threads: o.threads, build: rt.variant }, tokens, peer, rows };
+}
+
+/** Trained weights: every model measured, then all of them timed together; rows appended to `rows`. */
+async function trainedRows(rt: Runtime, dense: OpenedLm, pruned: OpenedLm[], o: PruneTableOptions, flush: Float32Array,
+                           noPeer: boolean, rows: PruneRow[]): Promise<PruneTables["tokens"]> {
   const c = dense.checkpoint.config;
   if (c.cell !== "lstm") throw new Error(`tables prune: the sparse big module is an LSTM's; ${dense.path} is a ${c.cell.toUpperCase()}`);
   const corpus = dense.corpus, test = corpus.test.subarray(0, o.testTokens);
@@ -105,8 +112,12 @@ export async function runPruneTables(rt: Runtime, dense: OpenedLm, pruned: Opene
         return perplexity(m.lm, counting(rnn, onStep), test, (d) => bar.update(d)).ppl;
       });
   });
-  rows.push(...await timeGroup(rt, trained, o, flush, peer === ORT_MISSING ? null : trained[0]));
+  rows.push(...await timeGroup(rt, trained, o, flush, noPeer ? null : trained[0]));
+  return { test: test.length, train: count(trainPieces), valid: count(validPieces) };
+}
 
+/** Random weights at the paper's widths, pruned by magnitude: rows appended to `rows`. */
+async function randomRows(rt: Runtime, o: PruneTableOptions, flush: Float32Array, noPeer: boolean, rows: PruneRow[]): Promise<void> {
   // Random weights at the paper's widths, pruned by magnitude.
   for (const H of o.randomHidden) {
     const shape = { cell: "lstm" as const, config: { kind: "lstm" as const, input: H, hidden: H, layers: 1, context: 0, residualFrom: 1 } };
@@ -120,9 +131,8 @@ export async function runPruneTables(rt: Runtime, dense: OpenedLm, pruned: Opene
       return prepare(rt, { hidden: H, weights: "random", model: "random", sparsity: s, stack, layerWeights, timed }, seqs, o,
         (_label, rnn, onStep) => { rnn.reset(); for (const x of timed) { rnn.step(x); onStep(); } rnn.reset(); return null; });
     });
-    rows.push(...await timeGroup(rt, group, o, flush, peer === ORT_MISSING ? null : group[0]));
+    rows.push(...await timeGroup(rt, group, o, flush, noPeer ? null : group[0]));
   }
-  return { machine: { threads: o.threads, build: rt.variant }, tokens: { test: test.length, train: count(trainPieces), valid: count(validPieces) }, peer, rows };
 }
 
 /**

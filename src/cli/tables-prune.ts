@@ -13,8 +13,8 @@ import { formatPruneTables, measuredSparsity, runPruneTables } from "../bench/ta
 import { integer, numbers, optionalInteger } from "./args.js";
 import { dataOptions } from "./eval-lm.js";
 
-const USAGE = `dmi tables prune --model FILE --out DIR [options]
-  --model FILE        the trained dense LSTM language model
+const USAGE = `dmi tables prune [--model FILE] --out DIR [options]
+  --model FILE        the trained dense LSTM language model (without it: the random widths only)
   --pruned S=FILE,... its pruned checkpoints by sparsity, e.g. 0.8=p80.safetensors,0.9=p90.safetensors
                       (dmi train lm --prune S --prune-from FILE); the sparsity is checked against the file's zeros
   --ratios R,...      insensitive ratios of the dual-module rows (0.5,0.7); 0, the model alone, is always there
@@ -42,8 +42,9 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   if (v.help) { console.log(USAGE); return; }
-  if (!v.model || !v.out) throw new Error(`--model FILE and --out DIR are required\n${USAGE}`);
+  if (!v.out) throw new Error(`--out DIR is required\n${USAGE}`);
   const pruned = prunedList(v.pruned);
+  if (!v.model && pruned.length > 0) throw new Error("--pruned needs --model FILE, the dense model they were pruned from");
   const ratios = numbers(v.ratios, "ratios") ?? [0.5, 0.7];
   checkRatios(ratios, "--ratios");
   const threads = numbers(v.threads, "threads") ?? [1, 2];
@@ -66,21 +67,22 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const say = (m: string) => console.error(m);
     const data = dataOptions(v);
-    const dense = await openLm(rt, v.model, { ...data, onProgress: say });
-    const same = data.data !== undefined ? { data: data.data } : { corpus: dense.corpus.name };
+    const dense = v.model ? await openLm(rt, v.model, { ...data, onProgress: say }) : null;
+    const same = data.data !== undefined ? { data: data.data } : { corpus: dense?.corpus.name };
     const models = [];
     for (const p of pruned) {
       const m = await openLm(rt, p.file, { ...same, onProgress: say });
-      if (JSON.stringify(m.checkpoint.config) !== JSON.stringify(dense.checkpoint.config)) {
-        throw new Error(`--pruned ${p.file}: a ${JSON.stringify(m.checkpoint.config)} model, not the dense one's ${JSON.stringify(dense.checkpoint.config)}`);
+      if (JSON.stringify(m.checkpoint.config) !== JSON.stringify(dense!.checkpoint.config)) {
+        throw new Error(`--pruned ${p.file}: a ${JSON.stringify(m.checkpoint.config)} model, not the dense one's ${JSON.stringify(dense!.checkpoint.config)}`);
       }
       const got = measuredSparsity(m);
       if (Math.abs(got - p.sparsity) > 0.01) throw new Error(`--pruned ${p.sparsity}=${p.file}: the file's recurrent weights are ${(100 * got).toFixed(1)} % zeros`);
       models.push(m);
     }
     const tables = await runPruneTables(rt, dense, models, options);
-    const c = dense.checkpoint.config;
-    const md = `## Dual-module inference and weight pruning: LSTM ${c.layers}×${c.hidden} (${dense.corpus.name}), and random weights at ${randomHidden.join(", ") || "no other width"}\n\n` +
+    const c = dense?.checkpoint.config;
+    const md = `## Dual-module inference and weight pruning: ${c ? `LSTM ${c.layers}×${c.hidden} (${dense!.corpus.name})` : "no trained model"}, ` +
+      `random weights at ${randomHidden.join(", ") || "no width"}\n\n` +
       formatPruneTables(tables) + "\n";
     await writeFileAtomic(join(v.out, "prune.md"), new TextEncoder().encode(md));
     await writeFileAtomic(join(v.out, "prune.json"), new TextEncoder().encode(JSON.stringify(tables, null, 1) + "\n"));
