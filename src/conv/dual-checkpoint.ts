@@ -9,8 +9,10 @@ import { DualResNet, type DualResNetOptions } from "./dual.js";
 import type { DualBackend } from "./dual-conv.js";
 import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
+import { oneLine } from "../util/one-line.js";
 
 const FORMAT = "dualmodule-dual-resnet";
+const MAX_ACTIVATION = 2 ** 28;
 const VERSION = "1";
 
 /** kOption and eps as given to the constructor (null: the default); k is what they gave each layer. */
@@ -44,8 +46,13 @@ export async function saveDualResNet(path: string, net: DualResNet, weights: Res
 }
 
 export async function loadDualResNet(be: DualBackend, path: string): Promise<LoadedDualResNet> {
-  const file = decodeSafetensors(await readFileChecked(path, "dual-module ResNet checkpoint"), path);
-  const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
+  return decodeDualResNet(be, await readFileChecked(path, "dual-module ResNet checkpoint"), path);
+}
+
+/** The checkpoint in `bytes`; `path` names it in errors. See loadDualResNet. */
+export function decodeDualResNet(be: DualBackend, bytes: Uint8Array, path: string): LoadedDualResNet {
+  const file = decodeSafetensors(bytes, path);
+  const meta = file.metadata, fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${path}: ${msg}`)); };
   if (meta.format !== FORMAT) {
     fail(`not a dual-module ResNet (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`
       + (meta.format === "dualmodule-resnet" ? "; it is a plain ResNet: fit one with `dmi fit cnn --checkpoint FILE --out DUAL`" : ""));
@@ -63,11 +70,16 @@ export async function loadDualResNet(be: DualBackend, path: string): Promise<Loa
   const ratio = Number(meta.ratio);
   if (!(ratio >= 0 && ratio < 1)) fail(`metadata ratio must be in [0, 1), got ${JSON.stringify(meta.ratio)}`);
 
+  // The activations are sized by the config, which the tensors do not bound: at most 1 GiB each.
+  if (config.width * config.imageSize ** 2 > MAX_ACTIVATION) {
+    fail(`metadata config asks for ${config.width} × ${config.imageSize}² activations, more than ${MAX_ACTIVATION}; the header is corrupted`);
+  }
   const weights = readResNetWeights(file, config);
   const options: DualResNetOptions = { projection: little.projection, bits: little.bits, seed: little.seed, mode: meta.mode as "zero" | "little" };
   if (little.kOption !== null) options.k = little.kOption;
   if (little.eps !== null) options.eps = little.eps;
-  const net = new DualResNet(be, config, weights, options);
+  let net!: DualResNet;
+  try { net = new DualResNet(be, config, weights, options); } catch (e) { fail(`the weights and options do not make a dual-module ResNet: ${(e as Error).message}`); }
   if (little.k.length !== net.layers.length || !Array.isArray(thresholds) || thresholds.length !== net.layers.length || thresholds.some(Number.isNaN)) {
     fail(`metadata little.k and thresholds must list the ${net.layers.length} dual layers, with numbers`);
   }

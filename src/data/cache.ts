@@ -6,6 +6,7 @@
 import { decodeSafetensors, encodeSafetensors, requireTensor } from "../io/safetensors.js";
 import { Vocabulary } from "./vocabulary.js";
 import { SPLITS, type Split } from "./source.js";
+import { oneLine } from "../util/one-line.js";
 
 /** Bump whenever tokenization, splitting or this layout changes: old caches then rebuild. */
 export const CACHE_VERSION = "1";
@@ -41,7 +42,7 @@ export function encodeCorpusCache(key: CacheKey, c: CachedCorpus): Uint8Array {
 export function decodeCorpusCache(bytes: Uint8Array, path: string, key: CacheKey): CachedCorpus | { stale: string } {
   const file = decodeSafetensors(bytes, path);
   const meta = file.metadata;
-  const corrupt = (what: string): never => { throw new Error(`data cache ${path}: ${what}; delete the file to rebuild it`); };
+  const corrupt = (what: string): never => { throw new Error(oneLine(`data cache ${path}: ${what}; delete the file to rebuild it`)); };
   if (meta.format !== FORMAT) corrupt(`format is ${JSON.stringify(meta.format)}, not "${FORMAT}"`);
   if (meta.version !== CACHE_VERSION) return { stale: `written by cache version ${meta.version}, this is version ${CACHE_VERSION}` };
   for (const [field, want] of [["corpus", key.corpus], ["source", key.source], ["vocab_size", String(key.vocabSize)]]) {
@@ -49,8 +50,11 @@ export function decodeCorpusCache(bytes: Uint8Array, path: string, key: CacheKey
   }
   let vocab!: Vocabulary, documents!: Record<Split, string[]>;
   try {
-    vocab = new Vocabulary(JSON.parse(meta.vocab) as string[]);
+    const words: unknown = JSON.parse(meta.vocab);
+    if (!Array.isArray(words)) throw new Error("the vocabulary is not a list");
+    vocab = new Vocabulary(words);
     documents = JSON.parse(meta.documents) as Record<Split, string[]>;
+    if (typeof documents !== "object" || documents === null) throw new Error("the document lists are not an object");
   } catch (e) {
     corrupt(`vocabulary or document list does not parse (${(e as Error).message})`);
   }

@@ -39,15 +39,23 @@ export function parseIdx(bytes: Uint8Array, file: string, fix = "replace the fil
 
 /** Reads an IDX file, gunzipping it first if it is gzip-compressed (magic 1f 8b). */
 export function readIdx(path: string, fix?: string): IdxArray {
-  let bytes: Uint8Array = readFileSync(path);
+  return decodeIdx(readFileSync(path), path, fix);
+}
+
+/** A gzip stream may expand ~1000-fold: a bomb is refused once its output passes this (EMNIST's largest file is 0.55 GB). */
+export const MAX_IDX_BYTES = 2 ** 30;
+
+/** The bytes of an IDX file, gunzipped first if they are gzip-compressed (magic 1f 8b); `file` names it in errors. */
+export function decodeIdx(bytes: Uint8Array, file: string, fix?: string): IdxArray {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipSync(bytes, { maxOutputLength: MAX_IDX_BYTES });
     } catch (e) {
-      throw new Error(`${path}: the gzip stream is corrupt (${(e as Error).message}); ${fix ?? "replace the file with a good copy"}`, { cause: e });
+      const why = (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE" ? `it expands beyond ${MAX_IDX_BYTES} bytes` : (e as Error).message;
+      throw new Error(`${file}: the gzip stream is corrupt (${why}); ${fix ?? "replace the file with a good copy"}`, { cause: e });
     }
   }
-  return parseIdx(bytes, path, fix);
+  return parseIdx(bytes, file, fix);
 }
 
 function hex(b: number): string { return b.toString(16).padStart(2, "0"); }

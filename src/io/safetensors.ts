@@ -9,6 +9,7 @@
 // error names the file, the tensor or field, and what to do about it. Data is stored little-endian.
 
 import { fromBF16, fromF16, toF16 } from "./fp16.js";
+import { oneLine } from "../util/one-line.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Data types
@@ -63,7 +64,12 @@ const fmtShape = (shape: readonly unknown[]): string => `[${shape.join(", ")}]`;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 // A value quoted in an error, cut short: a corrupt header can hold megabytes in one field.
 function describe(v: unknown): string {
-  const s = v === undefined ? "undefined" : JSON.stringify(v);
+  let s: string;
+  try {
+    s = v === undefined ? "undefined" : JSON.stringify(v);
+  } catch {
+    s = "a value nested too deeply to print"; // JSON.stringify recurses: thousands of [[[… overflow the stack
+  }
   return s.length > 80 ? s.slice(0, 77) + "…" : s;
 }
 
@@ -145,7 +151,7 @@ export interface SafetensorsFile {
 /** Parses and fully validates safetensors bytes; `source` names the file in error messages. */
 export function decodeSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
   requireLittleEndian(`checkpoint ${source}`);
-  const fail: (message: string) => never = (message) => { throw new Error(`checkpoint ${source}: ${message}`); };
+  const fail: (message: string) => never = (message) => { throw new Error(oneLine(`checkpoint ${source}: ${message}`)); };
   const NOT_SAFETENSORS = "the file is truncated, corrupted or not a safetensors file";
 
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte header length; ${NOT_SAFETENSORS}`);
@@ -249,11 +255,11 @@ export function requireTensor<D extends DType>(file: SafetensorsFile, name: stri
   if (t === undefined) {
     const names = [...file.tensors.keys()];
     const listed = names.slice(0, 8).map((n) => `"${n}"`).join(", ") + (names.length > 8 ? ", …" : "");
-    throw new Error(`checkpoint ${file.source}: tensor "${name}" is missing (it has ${names.length} tensors${names.length ? ": " + listed : ""}); ${hint}`);
+    throw new Error(oneLine(`checkpoint ${file.source}: tensor "${name}" is missing (it has ${names.length} tensors${names.length ? ": " + listed : ""}); ${hint}`));
   }
-  if (t.dtype !== dtype) throw new Error(`checkpoint ${file.source}: tensor "${name}" has dtype ${t.dtype}, expected ${dtype}; ${hint}`);
+  if (t.dtype !== dtype) throw new Error(oneLine(`checkpoint ${file.source}: tensor "${name}" has dtype ${t.dtype}, expected ${dtype}; ${hint}`));
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new Error(`checkpoint ${file.source}: tensor "${name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}; ${hint}`);
+    throw new Error(oneLine(`checkpoint ${file.source}: tensor "${name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}; ${hint}`));
   }
   return t as TensorOf<D>;
 }
@@ -275,9 +281,29 @@ export function readFloat(file: SafetensorsFile, name: string, shape: readonly n
 export function parseMetadataJson(text: string | undefined, field: string, fail: (msg: string) => never,
                                   reviver?: (key: string, value: unknown) => unknown): unknown {
   if (text === undefined) fail(`metadata field ${field} is missing`);
+  // Our configs nest a few levels; a deeper value would overflow the stack of whatever walks it
+  // recursively (JSON.stringify in an error message), so it is refused here.
+  if (jsonDepth(text!) > MAX_METADATA_DEPTH) fail(`metadata field ${field} nests deeper than ${MAX_METADATA_DEPTH} levels`);
   try {
     return JSON.parse(text!, reviver);
   } catch {
     return fail(`metadata field ${field} is not valid JSON`);
   }
+}
+
+const MAX_METADATA_DEPTH = 32;
+
+/** The deepest nesting of [ and { in JSON text (brackets inside strings are not counted). */
+function jsonDepth(text: string): number {
+  let depth = 0, max = 0, inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }

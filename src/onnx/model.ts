@@ -6,6 +6,7 @@
 // (src/onnx/proto.ts, the hand-written writer, still builds the peer's graphs.)
 import onnxProto from "onnx-proto";
 import { readFileChecked } from "../io/files.js";
+import { oneLine } from "../util/one-line.js";
 
 const { onnx } = onnxProto;
 type Long = { toNumber(): number };
@@ -66,7 +67,7 @@ export function decodeOnnxGraph(bytes: Uint8Array, source: string): OnnxGraph {
 function tensorOf(t: onnxProto.onnx.ITensorProto, source: string): OnnxTensor {
   const name = t.name ?? "", dims = (t.dims ?? []).map(int), dataType = t.dataType ?? 0;
   const count = dims.reduce((a, b) => a * b, 1);
-  const fail = (msg: string): never => { throw new Error(`ONNX model ${source}: tensor "${name}" ${msg}`); };
+  const fail = (msg: string): never => { throw new Error(`ONNX model ${source}: tensor "${oneLine(name)}" ${msg}`); };
   if (t.dataLocation === 1) fail("keeps its data in an external file, which is not supported; export with the weights inside the model");
   const raw = t.rawData && t.rawData.length > 0 ? t.rawData : null;
   const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
@@ -93,15 +94,15 @@ function tensorOf(t: onnxProto.onnx.ITensorProto, source: string): OnnxTensor {
 }
 
 /** How a node is named in errors: its name and op type. */
-export function nodeName(n: NodeProto): string { return `"${n.name || n.output?.[0] || "?"}" (${n.opType})`; }
+export function nodeName(n: NodeProto): string { return oneLine(`"${n.name || n.output?.[0] || "?"}" (${n.opType})`); }
 
 /** The float data of a named initializer or Constant, checked for its dims when `dims` is given. */
 export function floatsOf(g: OnnxGraph, name: string, what: string, dims?: readonly number[]): { dims: number[]; data: Float32Array } {
   const t = g.tensors.get(name);
-  if (!t) throw new Error(`ONNX model ${g.source}: ${what} "${name}" is not an initializer or a Constant (computed weights are not supported)`);
-  if (!t.floats) throw new Error(`ONNX model ${g.source}: ${what} "${name}" has data type ${TYPE_NAMES[t.dataType] ?? t.dataType}, expected FLOAT`);
+  if (!t) throw new Error(`ONNX model ${g.source}: ${what} "${oneLine(name)}" is not an initializer or a Constant (computed weights are not supported)`);
+  if (!t.floats) throw new Error(`ONNX model ${g.source}: ${what} "${oneLine(name)}" has data type ${TYPE_NAMES[t.dataType] ?? t.dataType}, expected FLOAT`);
   if (dims && (dims.length !== t.dims.length || dims.some((d, i) => d !== t.dims[i]))) {
-    throw new Error(`ONNX model ${g.source}: ${what} "${name}" has dims [${t.dims.join(", ")}], expected [${dims.join(", ")}]`);
+    throw new Error(`ONNX model ${g.source}: ${what} "${oneLine(name)}" has dims [${t.dims.join(", ")}], expected [${dims.join(", ")}]`);
   }
   return { dims: t.dims, data: t.floats };
 }
@@ -109,7 +110,7 @@ export function floatsOf(g: OnnxGraph, name: string, what: string, dims?: readon
 /** The integer data of a named initializer or Constant (shapes, axes). */
 export function intsOf(g: OnnxGraph, name: string, what: string): number[] {
   const t = g.tensors.get(name);
-  if (!t?.ints) throw new Error(`ONNX model ${g.source}: ${what} "${name}" is not an integer initializer or Constant`);
+  if (!t?.ints) throw new Error(`ONNX model ${g.source}: ${what} "${oneLine(name)}" is not an integer initializer or Constant`);
   return t.ints;
 }
 

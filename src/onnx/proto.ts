@@ -2,6 +2,7 @@
 // build single-operator models for the onnxruntime peer, and to read TensorProto files (the inputs
 // and expected outputs of ONNX's operator tests). Field numbers are those of onnx/onnx.proto.
 // Not a general protobuf library: unknown fields are skipped on reading, never preserved.
+import { oneLine } from "../util/one-line.js";
 
 // ---------------------------------------------------------------------------------------------
 // Wire format
@@ -309,16 +310,16 @@ export function decodeTensor(bytes: Uint8Array, what = "TensorProto"): DecodedTe
       case 8: name = new TextDecoder().decode(r.bytes()); break;
       case 9: raw = r.bytes(); break;
       case 10: r.repeatedFloat(wire, 8, floats); break; // double_data
-      case 14: if (r.varint() === 1) throw new Error(`${what}: tensor ${name} keeps its data in an external file, which we do not read`); break;
+      case 14: if (r.varint() === 1) throw new Error(`${what}: tensor ${oneLine(name)} keeps its data in an external file, which we do not read`); break;
       default: r.skip(wire);
     }
   }
   const count = dims.reduce((a, b) => a * b, 1);
   const width = ELEMENT_BYTES[dataType];
-  if (width === undefined) throw new Error(`${what}: tensor ${name} has data type ${dataType}; we read FLOAT, DOUBLE, UINT8, INT8, INT32 and INT64`);
+  if (width === undefined) throw new Error(`${what}: tensor ${oneLine(name)} has data type ${dataType}; we read FLOAT, DOUBLE, UINT8, INT8, INT32 and INT64`);
   let data: Float32Array;
   if (raw) {
-    if (raw.length !== count * width) throw new Error(`${what}: tensor ${name} has ${raw.length} raw bytes for dims [${dims}] of ${width}-byte elements`);
+    if (raw.length !== count * width) throw new Error(`${what}: tensor ${oneLine(name)} has ${raw.length} raw bytes for dims [${dims}] of ${width}-byte elements`);
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.length);
     data = new Float32Array(count);
     for (let i = 0; i < count; i++) {
@@ -331,7 +332,7 @@ export function decodeTensor(bytes: Uint8Array, what = "TensorProto"): DecodedTe
     }
   } else {
     const values = dataType === DataType.FLOAT || dataType === DataType.DOUBLE ? floats : ints;
-    if (values.length !== count) throw new Error(`${what}: tensor ${name} has ${values.length} values for dims [${dims}]`);
+    if (values.length !== count) throw new Error(`${what}: tensor ${oneLine(name)} has ${values.length} values for dims [${dims}]`);
     data = Float32Array.from(values);
   }
   return { name, dims, dataType, data };

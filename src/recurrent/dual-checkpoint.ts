@@ -11,6 +11,7 @@ import { DualModel, type Thresholds } from "./dual.js";
 import { BITS, type Bits } from "../dual/quantize.js";
 import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
+import { oneLine } from "../util/one-line.js";
 
 const FORMAT = "dualmodule-rnn";
 const VERSION = "1";
@@ -69,7 +70,7 @@ export async function loadDualModel(rt: Runtime, source: string | ArrayBuffer | 
   const path = typeof source === "string" ? source : "(bytes)";
   const bytes = typeof source === "string" ? await readFileChecked(source, "dual-module checkpoint") : source instanceof Uint8Array ? source : new Uint8Array(source);
   const file = decodeSafetensors(bytes, path);
-  const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
+  const meta = file.metadata, fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${path}: ${msg}`)); };
   if (meta.format !== FORMAT) fail(`not a dual-module RNN checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`);
   if (meta.version !== VERSION) fail(`format version ${meta.version} is not supported (this library reads version ${VERSION}); re-create the checkpoint with this version`);
   const config = parseMetadataJson(meta.config, "config", fail) as StackConfig;
@@ -91,6 +92,9 @@ export async function loadDualModel(rt: Runtime, source: string | ArrayBuffer | 
   const ratio = Number(meta.ratio);
   if (!(ratio >= 0 && ratio < 1)) fail(`metadata ratio must be in [0, 1), got ${JSON.stringify(meta.ratio)}`);
 
+  // Every tensor is read and every field checked before anything is allocated in the runtime's heap,
+  // so that a file refused part-way leaves the heap as it was.
+  if (config.layers > file.tensors.size) fail(`metadata config.layers is ${config.layers}, but the file holds only ${file.tensors.size} tensors`);
   const R = gates * config.hidden;
   const weights: LayerWeights[] = [];
   for (let l = 0; l < config.layers; l++) {
@@ -100,28 +104,31 @@ export async function loadDualModel(rt: Runtime, source: string | ArrayBuffer | 
       bias_ih: readFloat(file, `layers.${l}.bias_ih`, [R]), bias_hh: readFloat(file, `layers.${l}.bias_hh`, [R]),
     });
   }
-  const stack = new Stack(rt, config, weights);
-  const littles = littleMeta.map((m, l) => {
+  const littleData = littleMeta.map((m, l) => {
     const projection = m?.projection ?? "random";
     if (!Number.isInteger(m?.k) || m.k < 1 || !BITS.includes(m.bits) || (projection !== "random" && projection !== "rrr")) {
       fail(`metadata little[${l}] must be {k ≥ 1, bits: one of ${BITS.join(", ")}, projection: "random" or "rrr"}, got ${JSON.stringify(m)}`);
     }
-    const cell = stack.layers[l];
-    let projector;
-    if (projection === "random") {
-      if (!Number.isInteger(m.seed)) fail(`metadata little[${l}].seed must be an integer for a random projection, got ${JSON.stringify(m.seed)}`);
-      projector = new RandomProjector(rt, cell.input, cell.hidden, m.k, m.seed!);
-    } else {
-      if (!Array.isArray(m.blocks) || m.blocks.length === 0) fail(`metadata little[${l}].blocks must list the reduced-rank projection's blocks`);
-      const blocks: ProjectionBlock[] = m.blocks!.map((b, j) => ({ ...b, B: readFloat(file, `little.${l}.projection.${j}`, [b?.rows, b?.cols]) }));
-      try { projector = new DenseProjector(rt, cell.input, cell.hidden, m.k, blocks); } catch (e) { fail(`little[${l}]: ${(e as Error).message}`); }
-    }
-    return new LittleModule(rt, R, projector!, options.bits ?? m.bits, {
+    if (projection === "random" && !Number.isInteger(m.seed)) fail(`metadata little[${l}].seed must be an integer for a random projection, got ${JSON.stringify(m.seed)}`);
+    if (projection === "rrr" && (!Array.isArray(m.blocks) || m.blocks.length === 0)) fail(`metadata little[${l}].blocks must list the reduced-rank projection's blocks`);
+    const blocks = projection === "rrr" ? m.blocks!.map((b, j) => ({ ...b, B: readFloat(file, `little.${l}.projection.${j}`, [b?.rows, b?.cols]) })) : [];
+    const little = {
       Wx: readFloat(file, `little.${l}.Wx`, [R, m.k]), Wh: readFloat(file, `little.${l}.Wh`, [R, m.k]),
       bx: readFloat(file, `little.${l}.bx`, [R]), bh: readFloat(file, `little.${l}.bh`, [R]),
-    }, cell.kind === "lstm");
+    };
+    return { m, projection, blocks, little };
+  });
+
+  let stack!: Stack;
+  try { stack = new Stack(rt, config, weights); } catch (e) { fail(`metadata config does not make a stack: ${(e as Error).message}`); }
+  const littles = littleData.map(({ m, projection, blocks, little }, l) => {
+    const cell = stack.layers[l];
+    let projector;
+    if (projection === "random") projector = new RandomProjector(rt, cell.input, cell.hidden, m.k, m.seed!);
+    else try { projector = new DenseProjector(rt, cell.input, cell.hidden, m.k, blocks as ProjectionBlock[]); } catch (e) { fail(`little[${l}]: ${(e as Error).message}`); }
+    return new LittleModule(rt, R, projector!, options.bits ?? m.bits, little, cell.kind === "lstm");
   });
   const model = new DualModel(rt, stack, littles);
-  model.setThresholds(thresholds, ratio);
+  try { model.setThresholds(thresholds, ratio); } catch (e) { fail(`metadata thresholds: ${(e as Error).message}`); }
   return model;
 }

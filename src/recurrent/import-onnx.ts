@@ -12,6 +12,7 @@
 import type { CellKind } from "./stack.js";
 import { checkConfig, paramCount, paramTable, type LmConfig } from "./lm.js";
 import { checkAttributes, decodeOnnxGraph, floatsOf, nodeName, type AttributeValue, type NodeProto } from "../onnx/model.js";
+import { oneLine } from "../util/one-line.js";
 
 // PyTorch's gate block p is ONNX's block ONNX_BLOCK[cell][p].
 const ONNX_BLOCK: Record<CellKind, number[]> = { lstm: [0, 2, 3, 1], gru: [1, 0, 2] };
@@ -20,7 +21,7 @@ const IGNORED = new Set(["Squeeze", "Unsqueeze", "Reshape", "LogSoftmax", "Softm
 /** The language model in ONNX bytes; `path` names the file in errors. */
 export function lmFromOnnx(bytes: Uint8Array, path: string): { config: LmConfig; params: Float32Array } {
   const g = decodeOnnxGraph(bytes, path);
-  const fail = (msg: string): never => { throw new Error(`ONNX model ${path}: ${msg}`); };
+  const fail = (msg: string): never => { throw new Error(oneLine(`ONNX model ${path}: ${msg}`)); };
 
   const rnns = g.nodes.filter((n) => n.opType === "LSTM" || n.opType === "GRU");
   if (rnns.length === 0) {

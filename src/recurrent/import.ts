@@ -20,6 +20,7 @@ import { decodeSafetensors, readFloat, type SafetensorsFile } from "../io/safete
 import type { CellKind } from "./stack.js";
 import { lmFromOnnx } from "./import-onnx.js";
 import { checkConfig, lmFromSafetensors, paramCount, paramTable, LM_FORMAT, type LmConfig, type TrainingInfo } from "./lm.js";
+import { oneLine } from "../util/one-line.js";
 
 /** A language model ready for LmInference, whatever file it came from. */
 export interface LoadedLm {
@@ -80,7 +81,7 @@ function fileKind(bytes: Uint8Array, path: string): "pickle" | "onnx" | "safeten
  */
 export function lmFromStateDict(file: SafetensorsFile): LoadedLm {
   const path = file.source;
-  const fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
+  const fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${path}: ${msg}`)); };
   const shapeOf = (name: string, rank: number, expected: string): number[] => {
     const t = file.tensors.get(name);
     if (t === undefined) {

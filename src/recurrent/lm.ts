@@ -10,6 +10,7 @@ import * as check from "../kernels/check.js";
 import { Rng } from "../util/random.js";
 import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, requireTensor, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
 import { readFileChecked, writeFileAtomic } from "../io/files.js";
+import { oneLine } from "../util/one-line.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Config
@@ -238,7 +239,7 @@ export async function loadLm(source: string | ArrayBuffer | Uint8Array): Promise
 /** The checkpoint in a decoded safetensors file (whose source names it in errors); see loadLm. */
 export function lmFromSafetensors(file: SafetensorsFile): LmCheckpoint {
   const path = file.source;
-  const meta = file.metadata, fail = (msg: string): never => { throw new Error(`checkpoint ${path}: ${msg}`); };
+  const meta = file.metadata, fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${path}: ${msg}`)); };
   const hint = "train one with `dmi train lm ... --out FILE`";
   if (meta.format !== LM_FORMAT) fail(`not a language-model checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${LM_FORMAT}"); ${hint}`);
   if (meta.version !== VERSION) fail(`format version ${JSON.stringify(meta.version)} is not supported (this library reads version ${VERSION}); ${hint} with this version`);
@@ -247,8 +248,13 @@ export function lmFromSafetensors(file: SafetensorsFile): LmCheckpoint {
   const training = parseMetadataJson(meta.training, "training", fail) as TrainingInfo;
   checkTraining(training, fail);
 
+  // The config is metadata: every tensor it asks for is found and checked before anything is
+  // allocated, so a config claiming a huge model is refused by the tensors the file lacks.
+  if (config.layers > file.tensors.size) fail(`metadata config.layers is ${config.layers}, but the file holds only ${file.tensors.size} tensors`);
+  const table = paramTable(config);
+  const parts = table.map((s) => readFloat(file, s.name, s.shape));
   const params = new Float32Array(paramCount(config));
-  for (const s of paramTable(config)) params.set(readFloat(file, s.name, s.shape), s.offset);
+  table.forEach((s, i) => params.set(parts[i], s.offset));
   const ckpt: LmCheckpoint = { config, params, training };
   if (meta.vocab_sha256 !== undefined) {
     if (!/^[0-9a-f]{64}$/.test(meta.vocab_sha256)) fail(`metadata vocab_sha256 must be 64 hex digits, got ${JSON.stringify(meta.vocab_sha256)}`);
