@@ -59,6 +59,7 @@ export interface PruneRow {
 
 export interface PruneTables {
   machine: { threads: number[]; build: string };
+  timing: { steps: number; repeats: number }; // per repetition, and independent repetitions
   tokens: { test: number; train: number; valid: number };
   peer: string;            // what the onnxruntime rows are, or why there are none
   rows: PruneRow[];
@@ -89,7 +90,7 @@ export async function runPruneTables(rt: Runtime, dense: OpenedLm | null, pruned
 
   const tokens = dense ? await trainedRows(rt, dense, pruned, o, flush, peer === ORT_MISSING, rows) : { test: 0, train: 0, valid: 0 };
   await randomRows(rt, o, flush, peer === ORT_MISSING, rows);
-  return { machine: { threads: o.threads, build: rt.variant }, tokens, peer, rows };
+  return { machine: { threads: o.threads, build: rt.variant }, timing: { steps: o.steps, repeats: o.repeats }, tokens, peer, rows };
 }
 
 /** Trained weights: every model measured, then all of them timed together; rows appended to `rows`. */
@@ -283,7 +284,8 @@ export function formatPruneTables(t: PruneTables): string {
   }
   out.push(`ΔPPL %, x bytes and speedup are against the same model alone (ratio 0, our kernel). big: dense = our fp32 rows, sparse = compressed rows ` +
     `(only nonzeros: fp32 value + u16 index, a row pointer and a bias per row), ort = ${t.peer}.`);
-  out.push(`Times: a cell step at batch 1, caches flushed before each, median [min–max] of ${t.rows.length ? "the" : "no"} repetitions; ` +
-    `PPL on ${t.tokens.test} test tokens, little modules fitted on ${t.tokens.train} training tokens, thresholds on ${t.tokens.valid} validation tokens.`);
+  out.push(`Times: a cell step at batch 1, caches flushed before each, median [min–max] of ${t.timing.repeats} repetitions of ${t.timing.steps} steps.` +
+    (t.tokens.test > 0 ? ` PPL on ${t.tokens.test} test tokens, little modules fitted on ${t.tokens.train} training tokens, ` +
+      `thresholds on ${t.tokens.valid} validation tokens.` : " Random weights: little modules fitted on 60 random sequences of 35 steps, thresholds on 10."));
   return out.join("\n");
 }
