@@ -5,6 +5,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testRuntimes } from "./helpers.js";
@@ -14,6 +15,7 @@ import { LmGraph, resumePath, sgdStep, trainLm, type LmData, type RunOptions } f
 import {
   PruneMasks, lastMaskUpdate, magnitudeMask, maskUpdateDue, pruneRecord, sparsityAt, zeroFractions, type PruneSchedule,
 } from "../src/recurrent/prune.js";
+import { main as trainMain } from "../src/cli/train-lm.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
@@ -172,4 +174,24 @@ test("pruning a trained model: target reached per matrix, recorded in the checkp
   await assert.rejects(trainLm(rt, run(resumedOut, { prune: undefined, resume: mid }), data), /this run's none/);
   await assert.rejects(trainLm(rt, run(join(tmp, "x.safetensors"), { init: dense, prune: { ...prune, steps: 84 } }), data),
     /the pruning ramp ends at window 84 but 4 epochs of 21 windows have 84/);
+});
+
+test("dmi train lm --prune from the shipped SOTU LSTM-128: model and recipe from the dense file, a pruned checkpoint, then --resume", async () => {
+  const dense = fileURLToPath(new URL("../../models/sotu-lstm-128.safetensors", import.meta.url));
+  const out = join(tmp, "sotu-p50.safetensors");
+  const quick = ["--max-batches", "3", "--eval-batch", "2", "--threads", "1"];
+  await trainMain(["--prune", "0.5", "--prune-from", dense, "--prune-steps", "2", "--prune-every", "1", "--epochs", "1", "--out", out, ...quick]);
+  const p = await loadLm(out), d = await loadLm(dense), record = pruneRecord(p, out)!;
+  assert.deepEqual(p.config, d.config);
+  assert.equal(p.training.corpus, "sotu");
+  assert.equal(p.training.lr, d.training.lr, "the dense checkpoint's learning rate by default");
+  assert.deepEqual({ ...record, matrices: undefined }, { initial: 0, final: 0.5, start: 0, steps: 2, every: 1, from: "sotu-lstm-128.safetensors", sparsity: 0.5, matrices: undefined });
+  for (const f of Object.values(zeroFractions(p.config, p.params))) assert.ok(Math.abs(f - 0.5) < 1e-4);
+  // --resume continues with the file's schedule (one more epoch), and refuses another target.
+  await trainMain(["--resume", "--epochs", "2", "--out", out, ...quick]);
+  assert.equal((await loadLm(resumePath(out))).training.epoch, 2);
+  assert.equal(pruneRecord(await loadLm(resumePath(out)), out)!.sparsity, 0.5);
+  await assert.rejects(trainMain(["--resume", "--prune", "0.8", "--epochs", "3", "--out", out]), /the resumed run prunes to 0.5; drop --prune/);
+  await assert.rejects(trainMain(["--prune", "0.8", "--out", out]), /--prune S and --prune-from FILE go together/);
+  await assert.rejects(trainMain(["--prune", "0.8", "--prune-from", dense, "--hidden", "64", "--out", out]), /drop --cell, --hidden/);
 });
