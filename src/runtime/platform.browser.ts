@@ -5,7 +5,11 @@
 import type { SimdVariant } from "./wasm.js";
 import type { WorkerInit } from "./worker-loop.js";
 
-export interface KernelWorker { terminate(): Promise<unknown> }
+export interface KernelWorker {
+  terminate(): Promise<unknown>;
+  /** Calls `listener` if the worker throws outside a kernel (not after terminate()). */
+  onExit(listener: (why: string) => void): void;
+}
 
 // The few browser globals used here, typed locally: the project compiles against Node's types.
 interface WebWorker {
@@ -58,7 +62,11 @@ export function startWorker(init: WorkerInit): Promise<KernelWorker> {
   return new Promise((resolve, reject) => {
     w.onmessage = () => {
       w.onmessage = null;
-      resolve({ terminate: async () => w.terminate() });
+      let closing = false;
+      resolve({
+        terminate: async () => { closing = true; w.terminate(); },
+        onExit(listener) { w.onerror = (e) => { if (!closing) listener(e.message ?? "an error"); }; },
+      });
     };
     w.onerror = (e) => reject(new Error(`dualmodule worker ${init.tid} failed to start: ${e.message ?? "no message"}`));
     w.postMessage(init);

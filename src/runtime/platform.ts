@@ -11,7 +11,11 @@ import type { SimdVariant } from "./wasm.js";
 import type { WorkerInit } from "./worker-loop.js";
 
 /** A started pool worker, ready for its first kernel. */
-export interface KernelWorker { terminate(): Promise<unknown> }
+export interface KernelWorker {
+  terminate(): Promise<unknown>;
+  /** Calls `listener` once if the worker exits or throws outside a kernel (not after terminate()). */
+  onExit(listener: (why: string) => void): void;
+}
 
 /** Node's main thread may wait on an Atomics counter (a browser's main thread may not). */
 export const CAN_BLOCK = true;
@@ -36,7 +40,17 @@ export async function startWorker(init: WorkerInit): Promise<KernelWorker> {
     w.once("error", reject);
   });
   w.unref(); // a sleeping pool never keeps the process alive
-  return w;
+  let closing = false, told = false;
+  const tell = (listener: (why: string) => void, why: string) => { if (!closing && !told) { told = true; listener(why); } };
+  const handle: KernelWorker & { raw: Worker } = {
+    raw: w, // for test/pool-faults.test.ts, which kills it behind the pool's back
+    terminate: () => { closing = true; return w.terminate(); },
+    onExit(listener) {
+      w.once("exit", (code) => tell(listener, `exit code ${code}`));
+      w.once("error", (e) => tell(listener, e.message));
+    },
+  };
+  return handle;
 }
 
 /** Node 20 ships relaxed SIMD behind a V8 flag; it affects only modules compiled afterwards. */

@@ -17,6 +17,9 @@ export const MAX_ARGS = 16;
 /** How long a waiting thread polls before it sleeps: back-to-back kernels then skip the wake-up latency. */
 export const SPIN_ITERATIONS = 20000;
 
+/** How long the calling thread waits for the workers before it declares one dead (no kernel takes a minute). */
+export const DEFAULT_WORKER_TIMEOUT_MS = 60_000;
+
 type KernelFn = (...args: number[]) => number | void;
 
 export class Pool {
@@ -26,6 +29,10 @@ export class Pool {
   /** Kernel name → index into fns, the index the workers receive. */
   private readonly ids: Map<KernelName, number>;
   private activeThreads: number;
+  /** Why the pool can no longer run kernels (closed, or a worker died); null while it can. */
+  private broken: string | null = null;
+  /** See DEFAULT_WORKER_TIMEOUT_MS; tests lower it. */
+  workerTimeoutMs = DEFAULT_WORKER_TIMEOUT_MS;
 
   private constructor(readonly threads: number, private readonly workers: KernelWorker[], shared: ArrayBufferLike,
                       module: WebAssembly.Module, exports: WebAssembly.Exports) {
@@ -35,6 +42,9 @@ export class Pool {
     this.fns = names.map((n) => exports[n] as KernelFn);
     this.ids = new Map(names.map((n, i) => [n, i]));
     this.activeThreads = threads;
+    // A worker that exits or throws outside a kernel (terminated, out of memory) breaks the pool: the
+    // event arrives between calls; a death during a call is caught by the bounded wait in run().
+    workers.forEach((w, i) => w.onExit((why) => { this.broken ??= `pool worker ${i + 1} of ${threads - 1} died (${why})`; }));
   }
 
   /** Threads a large kernel is split over: at most `threads`; lowering it lets a benchmark compare
@@ -63,6 +73,7 @@ export class Pool {
    * must never be given pointers outside its buffers.
    */
   run(name: KernelName, nth: number, ...args: number[]): void {
+    if (this.broken !== null) this.refuse(name);
     const id = this.id(name);
     if (nth <= 1 || this.workers.length === 0) {
       this.fns[id](...args, 0, 1);
@@ -86,12 +97,28 @@ export class Pool {
       error = e;
     }
     const others = nth - 1;
+    let deadline = 0;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < others; spin++) {
+      if (spin <= SPIN_ITERATIONS) continue;
       // A browser's main thread may not wait: it spins until the workers are done.
-      if (spin > SPIN_ITERATIONS && CAN_BLOCK) Atomics.wait(ctl, CTL.done, Atomics.load(ctl, CTL.done), 1);
+      if (CAN_BLOCK) Atomics.wait(ctl, CTL.done, Atomics.load(ctl, CTL.done), 1);
+      else if ((spin & 1023) !== 0) continue;
+      // Only a long wait reads the clock: a worker that died mid-kernel never counts itself done.
+      const now = performance.now();
+      if (deadline === 0) deadline = now + this.workerTimeoutMs;
+      else if (now > deadline) {
+        this.broken ??= `${others - Atomics.load(ctl, CTL.done)} pool worker(s) did not finish kernel ${name} within ${this.workerTimeoutMs} ms (a worker died?)`;
+        this.refuse(name);
+      }
     }
-    if (error) throw error;
-    if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed in a worker thread`);
+    if (error) throw new Error(`kernel ${name} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+    if (Atomics.load(ctl, CTL.failed)) {
+      throw new Error(`kernel ${name} failed in a worker thread (an out-of-bounds access or a bad argument that slipped past the checks); the pool is still usable`);
+    }
+  }
+
+  private refuse(name: KernelName): never {
+    throw new Error(`cannot run kernel ${name}: ${this.broken}; create a new Runtime`);
   }
 
   /**
@@ -99,6 +126,7 @@ export class Pool {
    * Such exports take only their own arguments, no (tid, nth).
    */
   call(name: KernelName, ...args: number[]): number {
+    if (this.broken !== null) this.refuse(name);
     return this.fns[this.id(name)](...args) as unknown as number;
   }
 
@@ -111,6 +139,7 @@ export class Pool {
   }
 
   async close(): Promise<void> {
+    this.broken = "the runtime is closed";
     Atomics.store(this.ctl, CTL.stop, 1);
     Atomics.add(this.ctl, CTL.generation, 1);
     Atomics.notify(this.ctl, CTL.generation);
