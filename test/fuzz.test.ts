@@ -8,6 +8,8 @@ import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
 import { decodeIdx } from "../src/data/idx.js";
 import { lmFromSafetensors } from "../src/recurrent/lm.js";
 import { decodeResNet } from "../src/conv/checkpoint.js";
+import { decodeDualResNet } from "../src/conv/dual-checkpoint.js";
+import { referenceDualBackend } from "../src/conv/dual-conv.js";
 
 let fuzz: Targets;
 before(async () => { fuzz = await makeTargets(); });
@@ -57,6 +59,11 @@ test("defects the fuzzing found stay fixed", () => {
   (tensors["bn1.running_var"].data as Float32Array)[0] = -3;
   assert.throws(() => decodeResNet(encodeSafetensors(tensors, resnet.metadata), "r.safetensors"),
     /^Error: checkpoint r\.safetensors: tensor "bn1\.running_var" element 0 is -3/);
+  // A NaN little weight (one flipped F16 exponent) used to escape as a RangeError from the quantizer.
+  const dual = decodeSafetensors(seed("dual-resnet-checkpoint"), "d.safetensors"), dualTensors = Object.fromEntries(dual.tensors);
+  (dualTensors["little.layer1.0.conv1.weight"].data as Uint16Array)[3] = 0x7e00;
+  assert.throws(() => decodeDualResNet(referenceDualBackend, encodeSafetensors(dualTensors, dual.metadata), "d.safetensors"),
+    /^Error: checkpoint d\.safetensors: tensors little\.layer1\.0\.conv1\.weight and \.bias do not make a little module: quantizeRows: W\[3\] = NaN must be finite/);
   // A gzip bomb is refused once its output passes the limit, not expanded to gigabytes.
   // (65 gzip members of 16 MiB of zeros: one stream that expands to 1040 MiB.)
   const member = gzipSync(new Uint8Array(2 ** 24), { level: 1 }), bomb = new Uint8Array(member.length * 65);

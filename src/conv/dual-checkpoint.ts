@@ -86,7 +86,8 @@ export function decodeDualResNet(be: DualBackend, bytes: Uint8Array, path: strin
   net.layers.forEach(({ name, dual }, i) => {
     // k follows from the options and the layer's shape; a different one means another configuration.
     if (dual.little.k !== little.k[i]) fail(`${name}: the little module has k = ${dual.little.k} with these options, the file says ${little.k[i]}`);
-    dual.little.setWeights(readFloat(file, `little.${name}.weight`, [dual.K, dual.little.k]), readFloat(file, `little.${name}.bias`, [dual.K]));
+    const W = readFloat(file, `little.${name}.weight`, [dual.K, dual.little.k]), b = readFloat(file, `little.${name}.bias`, [dual.K]);
+    try { dual.little.setWeights(W, b); } catch (e) { fail(`tensors little.${name}.weight and .bias do not make a little module: ${(e as Error).message}`); }
     dual.threshold = thresholds[i];
   });
   const reserved = ["format", "version", "config", "little", "thresholds", "mode", "ratio"];

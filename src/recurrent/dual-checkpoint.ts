@@ -126,7 +126,11 @@ export async function loadDualModel(rt: Runtime, source: string | ArrayBuffer | 
     let projector;
     if (projection === "random") projector = new RandomProjector(rt, cell.input, cell.hidden, m.k, m.seed!);
     else try { projector = new DenseProjector(rt, cell.input, cell.hidden, m.k, blocks as ProjectionBlock[]); } catch (e) { fail(`little[${l}]: ${(e as Error).message}`); }
-    return new LittleModule(rt, R, projector!, options.bits ?? m.bits, little, cell.kind === "lstm");
+    try {
+      return new LittleModule(rt, R, projector!, options.bits ?? m.bits, little, cell.kind === "lstm");
+    } catch (e) {
+      return fail(`tensors little.${l}.* do not make a little module: ${(e as Error).message}`);
+    }
   });
   const model = new DualModel(rt, stack, littles);
   try { model.setThresholds(thresholds, ratio); } catch (e) { fail(`metadata thresholds: ${(e as Error).message}`); }
