@@ -19,6 +19,8 @@ export const SPIN_ITERATIONS = 20000;
 
 /** How long the calling thread waits for the workers before it declares one dead (no kernel takes a minute). */
 export const DEFAULT_WORKER_TIMEOUT_MS = 60_000;
+/** A gap between two clock reads of the wait loop this long means the process itself was stopped. */
+const SUSPENDED_MS = 1000;
 
 type KernelFn = (...args: number[]) => number | void;
 
@@ -97,7 +99,7 @@ export class Pool {
       error = e;
     }
     const others = nth - 1;
-    let deadline = 0;
+    let deadline = 0, last = 0;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < others; spin++) {
       if (spin <= SPIN_ITERATIONS) continue;
       // A browser's main thread may not wait: it spins until the workers are done.
@@ -106,10 +108,14 @@ export class Pool {
       // Only a long wait reads the clock: a worker that died mid-kernel never counts itself done.
       const now = performance.now();
       if (deadline === 0) deadline = now + this.workerTimeoutMs;
+      // Reads are about a millisecond apart: a longer gap means the whole process was stopped
+      // (SIGSTOP, a suspended tab), which is no worker's time.
+      else if (now - last > SUSPENDED_MS) deadline += now - last;
       else if (now > deadline) {
         this.broken ??= `${others - Atomics.load(ctl, CTL.done)} pool worker(s) did not finish kernel ${name} within ${this.workerTimeoutMs} ms (a worker died?)`;
         this.refuse(name);
       }
+      last = now;
     }
     if (error) throw new Error(`kernel ${name} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error });
     if (Atomics.load(ctl, CTL.failed)) {
