@@ -8,7 +8,7 @@ enableRelaxedSimd();
 interface Command { summary: string; run: (args: string[]) => Promise<void> }
 
 /** Every command; its module is src/cli/<name with a dash>.ts, exporting main(args). */
-type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "data" | "train lm" | "train cnn" | "eval lm"
+type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "bench train" | "data" | "train lm" | "train cnn" | "eval lm"
   | "fit cnn" | "eval cnn" | "tables lm" | "tables prune" | "demo" | "serve";
 
 const COMMANDS = {
@@ -31,6 +31,10 @@ const COMMANDS = {
   "bench fit": {
     summary: "the little module's closed-form ridge fit against the paper's SGD fit, error and time side by side",
     run: async (args) => (await import("./bench-fit.js")).main(args),
+  },
+  "bench train": {
+    summary: "training tokens/s of our language-model trainer against PyTorch's word_language_model recipe, same shapes and windows",
+    run: async (args) => (await import("./bench-train.js")).main(args),
   },
   "train lm": {
     summary: "train a word-level LSTM/GRU language model (PyTorch's word_language_model recipe) with checkpoints and --resume",

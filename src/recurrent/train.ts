@@ -387,6 +387,19 @@ export function sgdStep(params: Float32Array, grads: Float32Array, lr: number, c
   return norm;
 }
 
+/**
+ * One training step of the recipe on window w: zeroed gradients, forward with dropout drawn from rng,
+ * backward, pruned weights' gradients masked, clipped SGD. What `dmi bench train` times.
+ */
+export function trainStep(graph: LmGraph, params: Float32Array, grads: Float32Array, w: BpttWindow, rng: Rng, lr: number, clip: number,
+                          masks: PruneMasks | null = null): { loss: number; gradNorm: number } {
+  grads.fill(0);
+  const loss = graph.forward(w.input, w.target, rng);
+  graph.backward();
+  masks?.maskGrads(grads);
+  return { loss, gradNorm: sgdStep(params, grads, lr, clip) };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Evaluation
 
@@ -541,11 +554,7 @@ export async function trainLm(rt: Runtime, run: RunOptions, data: LmData, hooks:
     for (let b = first; b < train.length; b++) {
       const w = train[b], tokens = w.input.length;
       if (prune && maskUpdateDue(prune, stepOf(epoch, b))) masks!.update(params, sparsity = sparsityAt(prune, stepOf(epoch, b)));
-      grads.fill(0);
-      const loss = graph.forward(w.input, w.target, batchRng(o.seed, epoch, b));
-      graph.backward();
-      masks?.maskGrads(grads);
-      const gradNorm = sgdStep(params, grads, lr, o.clip);
+      const { loss, gradNorm } = trainStep(graph, params, grads, w, batchRng(o.seed, epoch, b), lr, o.clip, masks);
       lossSum += loss * tokens;
       lossTokens += tokens;
       hooks.onBatch?.({ epoch: epoch + 1, batch: b + 1, batches: train.length, tokens, loss, gradNorm, lr });
