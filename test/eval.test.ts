@@ -148,7 +148,8 @@ test("k auto: the smallest k of the grid within the validation budget, every sma
   const [rt] = await testRuntimes();
   const lm = await tinyLm();
   const grid = [1, 2, 4, 8], options = { ratios: [0.5], chunk: 500, maxTokens: { test: 200 } };
-  const loose = evaluateLm(rt, lm, DATA, { ...options, k: "auto", auto: { grid, budget: 10 } });
+  // ratio undefined, as the CLI passes it without --auto-ratio: the default 0.5 holds.
+  const loose = evaluateLm(rt, lm, DATA, { ...options, k: "auto", auto: { grid, budget: 10, ratio: undefined } });
   assert.deepEqual(loose.kSearch!.map((c) => c.k), [1], "a loose budget takes the first k");
   assert.equal(loose.fit[0].k, 1);
   const strict = evaluateLm(rt, lm, DATA, { ...options, k: "auto", auto: { grid, budget: 0.002 } });

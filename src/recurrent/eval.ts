@@ -172,7 +172,9 @@ export function evaluateLm(rt: Runtime, lm: LmInference, splits: LmSplits, optio
   if (options.k === "auto") {
     // The smallest k whose validation perplexity at the search ratio stays within the budget, scored
     // on the valid split's first tokens (a stream, as test is), thresholds calibrated as usual.
-    const a = { ratio: 0.5, budget: 0.01, tokens: 5000, ...options.auto };
+    const given = options.auto ?? {};
+    // Unset fields (a CLI passes `undefined` for an option not given) keep their defaults.
+    const a = { ratio: given.ratio ?? 0.5, budget: given.budget ?? 0.01, tokens: given.tokens ?? 5000, grid: given.grid };
     checkRatios([a.ratio], "evaluateLm auto.ratio");
     if (!(a.budget >= 0)) throw new RangeError(`evaluateLm: auto.budget must be ≥ 0, got ${a.budget}`);
     const scored = splits.valid.subarray(0, Math.max(2, a.tokens));
