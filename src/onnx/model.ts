@@ -3,14 +3,13 @@
 // file gives the importers what they walk: the nodes in order, the float initializers and Constant
 // outputs as float32 or integer arrays, and typed attribute getters whose errors name the node.
 // Not a runtime: nothing is executed, and only the data types an importer needs are read.
-// (src/onnx/proto.ts, the hand-written writer, still builds the peer's graphs.)
+// (src/onnx/proto.ts writes the peer's graphs and reads a tensor's elements for both.)
 import onnxProto from "onnx-proto";
 import { readFileChecked } from "../io/files.js";
 import { oneLine } from "../util/one-line.js";
+import { DataType, int, tensorElements } from "./proto.js";
 
 const { onnx } = onnxProto;
-type Long = { toNumber(): number };
-type Int = number | Long;
 
 export type NodeProto = onnxProto.onnx.INodeProto;
 
@@ -26,10 +25,8 @@ export interface OnnxGraph {
   opset: number;                     // of the default domain
 }
 
-const FLOAT = 1, INT32 = 6, INT64 = 7, DOUBLE = 11;
+const { FLOAT, INT32, INT64, DOUBLE } = DataType;
 const TYPE_NAMES: Record<number, string> = { 1: "FLOAT", 2: "UINT8", 3: "INT8", 5: "INT16", 6: "INT32", 7: "INT64", 10: "FLOAT16", 11: "DOUBLE", 16: "BFLOAT16" };
-
-const int = (x: Int | null | undefined): number => (x == null ? 0 : typeof x === "number" ? x : x.toNumber());
 
 /** The model at `path`, decoded and indexed; one line naming the file when it is not an ONNX model. */
 export async function readOnnxGraph(path: string): Promise<OnnxGraph> {
@@ -66,30 +63,13 @@ export function decodeOnnxGraph(bytes: Uint8Array, source: string): OnnxGraph {
 
 function tensorOf(t: onnxProto.onnx.ITensorProto, source: string): OnnxTensor {
   const name = t.name ?? "", dims = (t.dims ?? []).map(int), dataType = t.dataType ?? 0;
-  const count = dims.reduce((a, b) => a * b, 1);
-  const fail = (msg: string): never => { throw new Error(`ONNX model ${source}: tensor "${oneLine(name)}" ${msg}`); };
-  if (t.dataLocation === 1) fail("keeps its data in an external file, which is not supported; export with the weights inside the model");
-  const raw = t.rawData && t.rawData.length > 0 ? t.rawData : null;
-  const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
   const out: OnnxTensor = { name, dims, dataType };
-  const need = (bytes: number) => { if (raw && raw.length !== count * bytes) fail(`has ${raw.length} data bytes, but dims [${dims.join(", ")}] need ${count * bytes}`); };
-  if (dataType === FLOAT) {
-    need(4);
-    out.floats = raw ? Float32Array.from({ length: count }, (_, i) => view!.getFloat32(4 * i, true)) : Float32Array.from(t.floatData ?? []);
-  } else if (dataType === DOUBLE) {
-    need(8);
-    out.floats = raw ? Float32Array.from({ length: count }, (_, i) => view!.getFloat64(8 * i, true)) : Float32Array.from(t.doubleData ?? []);
-  } else if (dataType === INT64) {
-    need(8);
-    out.ints = raw ? Array.from({ length: count }, (_, i) => Number(view!.getBigInt64(8 * i, true))) : (t.int64Data ?? []).map(int);
-  } else if (dataType === INT32) {
-    need(4);
-    out.ints = raw ? Array.from({ length: count }, (_, i) => view!.getInt32(4 * i, true)) : (t.int32Data ?? []).slice();
-  } else {
-    return out; // other types are only an error where an importer reads them (floatsOf, intsOf)
-  }
-  const got = (out.floats ?? out.ints)!.length;
-  if (got !== count) fail(`has ${got} values, but dims [${dims.join(", ")}] need ${count}`);
+  const fail = (msg: string): never => { throw new Error(`ONNX model ${source}: tensor "${oneLine(name)}" ${msg}`); };
+  // Only the types an importer reads; others are an error where one is read (floatsOf, intsOf).
+  const values = dataType === FLOAT || dataType === DOUBLE || dataType === INT32 || dataType === INT64 ? tensorElements(t, fail) : null;
+  if (values === null) return out;
+  if (dataType === FLOAT || dataType === DOUBLE) out.floats = values instanceof Float32Array ? values : Float32Array.from(values);
+  else out.ints = values as number[];
   return out;
 }
 
