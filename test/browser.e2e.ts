@@ -1,8 +1,11 @@
 // The demo page in a real browser (npm run test:browser; not part of npm test): Debian's Chromium,
-// headless, driven by playwright-core, opens the page `dmi serve` serves, generates at ratios 0 and
-// 0.5, and checks the page's dense output against the same LmDemo run here in Node, its dual step,
-// and its perplexities; then the step times on 1 and 2 threads beside Node's, and a screenshot
-// of the one-thread page (out/browser.png). Without a browser it is skipped, saying so.
+// headless, driven by playwright-core, opens the page `dmi serve` serves. Language-model tab:
+// generates at ratios 0 and 0.5, and checks the page's dense output against the same LmDemo run
+// here in Node, its dual step, and its perplexities; then the step times on 1 and 2 threads beside
+// Node's, and a screenshot of the one-thread page (out/browser.png). CNN tab: classifies a test
+// image dense and dual at ratio 0.5, checks the dense logits against CnnDemo's in Node and the
+// sensitive maps, and takes a screenshot (out/browser-cnn.png). Without a browser it is skipped,
+// saying so. Timings on a quiet machine: browser.bench.ts.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -10,8 +13,9 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { Runtime } from "../src/runtime/runtime.js";
 import { enableRelaxedSimd, type SimdVariant } from "../src/runtime/wasm.js";
 import { LmDemo, type Continuation, type StepTimes } from "../src/web/lm-demo.js";
+import { CnnDemo, decodeCnnImages, type ImageTimes } from "../src/web/cnn-demo.js";
 import { defaultModel } from "../src/recurrent/open.js";
-import { demoSlices, startServer } from "../src/cli/serve.js";
+import { DEFAULT_CNN, cnnImages, demoSlices, startServer } from "../src/cli/serve.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** What the machine notes say a headless Chromium needs here: no sandbox as root, no background connections. */
@@ -19,10 +23,14 @@ const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
   "--disable-component-update", "--disable-sync"];
 /** out/ (not tracked) by default, so that a run leaves the tree clean; SCREENSHOT=docs/browser.png refreshes the README's. */
 const SCREENSHOT = process.env.SCREENSHOT ?? "out/browser.png";
+const CNN_SCREENSHOT = SCREENSHOT.replace(/\.png$/, "") + "-cnn.png";
 
 interface PageRun { ratio: number; prompt: string; options: { words: number; temperature: number; seed: number };
   dense: Continuation; dual: Continuation; ppl: { dense: number; dual: number }; steps: StepTimes }
 interface PageInfo { variant: SimdVariant; threads: number; isolated: boolean; fitSeconds: number }
+interface PagePrediction { logits: number[]; probabilities: number[]; top: number }
+interface CnnRun { picked: number | null; ratio: number; mode: string; dense: PagePrediction; dual: PagePrediction; achievedRatio: number;
+  maps: { name: string; ratio: number; height: number }[]; times: ImageTimes }
 
 enableRelaxedSimd();
 const found = existsSync(CHROMIUM);
@@ -96,4 +104,50 @@ test("the demo page runs in Chromium: the dense output equals Node's, the dual s
   const us = (s: StepTimes) => `dense ${(s.denseMs * 1000).toFixed(1)} µs, dual ${(s.dualMs * 1000).toFixed(1)} µs`;
   t.diagnostic(`step at ratio 0.5, ${info.variant} SIMD: Chromium 1 thread ${us(single.steps)}; 2 threads ${us(half.steps)}; ` +
     `Node 1 thread ${us(nodeOne)}; 2 threads ${us(nodeTwo)}; page fit ${info.fitSeconds.toFixed(1)} s`);
+});
+
+test("the CNN tab runs in Chromium: dense logits equal Node's, the dual prediction and sensitive maps at ratio 0.5", { skip: !found }, async (t) => {
+  const images = await cnnImages(DEFAULT_CNN);
+  if ("missing" in images) return t.skip(`no images for the CNN tab: ${images.missing}`);
+  const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model: defaultModel() });
+  cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${url}?threads=2`);
+  await page.click("#tab-cnn");
+  await page.waitForFunction(() => (window as any).dmi?.cnn?.ready || (window as any).dmi?.cnn?.error, null, { timeout: 180_000 });
+  assert.equal(await page.evaluate(() => (window as any).dmi.cnn.error as string | undefined) ?? errors[0], undefined, "the CNN tab failed to start");
+  const info = await page.evaluate(() => (window as any).dmi.cnn.info as { fitSeconds: number; threads: number; variant: SimdVariant });
+  assert.equal(info.threads, 2);
+
+  // Pick test image 3 at the default ratio 0.5 (the tab calibrated to it at start).
+  const runs = await page.evaluate(() => (window as any).dmi.cnn.runs as number);
+  await page.locator("#cnn-tests canvas").nth(3).click();
+  await page.waitForFunction((n) => (window as any).dmi.cnn.runs > n, runs);
+  const run = await page.evaluate(() => (window as any).dmi.cnn.last as CnnRun);
+  assert.equal(run.picked, 3);
+  assert.equal(run.ratio, 0.5);
+  assert.equal(run.mode, "little");
+
+  const rt = await Runtime.create({ simd: info.variant, threads: 1 });
+  cleanup.push(() => rt.close());
+  const demo = CnnDemo.create(rt, readFileSync(DEFAULT_CNN), decodeCnnImages(images));
+  demo.setRatio(0.5, "little");
+  const node = demo.classify(demo.test[3]);
+  assert.deepEqual(run.dense.logits, Array.from(node.dense.logits), "dense logits of test image 3, Chromium (2 threads) against Node (1 thread)");
+  assert.equal(run.dense.top, node.dense.top);
+  assert.equal(run.dual.top, node.dual.top, "the dual prediction at 0.5");
+  const sum = run.dual.probabilities.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-9, `dual probabilities sum to ${sum}`);
+  assert.equal(run.maps.length, 16, "one sensitive map per dual layer");
+  assert.deepEqual(run.maps.map((m) => m.height), [28, 28, 28, 28, 14, 14, 14, 14, 7, 7, 7, 7, 4, 4, 4, 4]);
+  assert.ok(Math.abs(run.achievedRatio - 0.5) < 0.15, `achieved ratio ${run.achievedRatio} at 0.5 on one image`);
+  assert.ok(run.times.dualMs > 0 && run.times.denseMs > 0, "times per image reported");
+  assert.equal(await page.locator("#cnn-maps canvas").count(), 16);
+  await page.screenshot({ path: CNN_SCREENSHOT, fullPage: true });
+  t.diagnostic(`CNN tab: fit ${info.fitSeconds.toFixed(1)} s; per image at 0.5 on 2 threads dense ${run.times.denseMs.toFixed(2)} ms, dual ${run.times.dualMs.toFixed(2)} ms; ` +
+    `test image 3: dense ${node.dense.top}, dual ${node.dual.top}, achieved ${run.achievedRatio.toFixed(3)}`);
 });

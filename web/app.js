@@ -1,19 +1,36 @@
-// The demo page: fetches the model and the corpus slices from `dmi serve`, fits the little modules
-// (src/web/lm-demo.ts does the work), then generates and measures on each click. Query string:
-// ?threads=N (default: every core when cross-origin isolated, else 1).
+// The demo page: one runtime for both tabs, the tabs, and the language-model tab: fetches the model
+// and the corpus slices from `dmi serve`, fits the little modules (src/web/lm-demo.ts does the
+// work), then generates and measures on each click. The CNN tab is web/cnn.js, started when first
+// shown. Query string: ?threads=N (default: every core when cross-origin isolated, else 1), ?tab=cnn.
 import { LmDemo, Runtime } from "./dualmodule.js";
+import { startCnn } from "./cnn.js";
 
 const $ = (id) => document.getElementById(id);
-const status = (text, error = false) => { $("status").textContent = text; $("status").className = error ? "error" : ""; };
+const status = (text, error = false) => { $("status").textContent = text; $("status").classList.toggle("error", error); };
 const paint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 const us = (ms) => `${(ms * 1000).toFixed(1)} µs`;
 
-/** Results of the last run, for the browser test (test/browser.test.ts). */
+/** Results of the last run, for the browser test (test/browser.e2e.ts); the demos, for its timings. */
 window.dmi = { runs: 0, last: null, ready: false };
 
+const params = new URLSearchParams(location.search);
+const threads = Number(params.get("threads")) || undefined;
+const runtime = Runtime.create(threads ? { threads } : {});
+
+let cnnStarted = false;
+function showTab(name) {
+  for (const tab of ["lm", "cnn"]) {
+    $(tab).hidden = tab !== name;
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+  }
+  if (name === "cnn" && !cnnStarted) { cnnStarted = true; startCnn(runtime); }
+}
+$("tab-lm").addEventListener("click", () => showTab("lm"));
+$("tab-cnn").addEventListener("click", () => showTab("cnn"));
+if (params.get("tab") === "cnn") showTab("cnn");
+
 async function start() {
-  const threads = Number(new URLSearchParams(location.search).get("threads")) || undefined;
-  const rt = await Runtime.create(threads ? { threads } : {});
+  const rt = await runtime;
   status("fetching the model and the corpus slices…");
   const [model, slices] = await Promise.all([
     fetch("./model.safetensors").then((r) => r.arrayBuffer()), fetch("./demo-data.json").then((r) => r.json()),
@@ -30,6 +47,7 @@ async function start() {
     `fitted in ${fitSeconds.toFixed(1)} s; ${rt.variant} SIMD build, ${rt.threads} thread${rt.threads > 1 ? "s" : ""}` +
     `${crossOriginIsolated ? " (cross-origin isolated)" : " (not cross-origin isolated: one thread)"}.`;
   window.dmi.info = info;
+  window.dmi.lmDemo = demo;
   $("ratio").addEventListener("input", () => { $("ratio-value").textContent = $("ratio").value; });
   $("generate").addEventListener("click", () => run(demo).catch(fail));
   $("generate").disabled = false;

@@ -22,5 +22,10 @@ export { Rng } from "../util/random.js";
 
 export { ResNet, resnet18Small, type ResNetConfig } from "../conv/resnet.js";
 export { DualResNet, type DualResNetOptions } from "../conv/dual.js";
+export { decodeResNet, type LoadedResNet } from "../conv/checkpoint.js";
+export { decodeDualResNet, type LoadedDualResNet } from "../conv/dual-checkpoint.js";
+export { runtimeDualBackend, type InsensitiveOutput } from "../conv/dual-conv.js";
 
 export { LmDemo, withPrompt, type DemoSlices, type Continuation, type StepTimes } from "./lm-demo.js";
+export { CnnDemo, decodeCnnImages, imageInputs, type CnnDemoImages, type CnnDemoImagesJson, type Classification,
+  type SensitiveMap, type ImageTimes } from "./cnn-demo.js";
