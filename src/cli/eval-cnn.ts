@@ -7,8 +7,9 @@
 //                (repeated, to show the machine's noise), onnxruntime in a block of its own, and where
 //                the dual module's time goes;
 //   figures:     the paper's Figures 3 and 4 for one layer (--figures DIR).
-// Weights from a checkpoint (`dmi train cnn`), or random (He init, random batch norms: then top-1
-// means nothing and the rows say "random").
+// Weights from a checkpoint (`dmi train cnn`), an ONNX ResNet-18, or random (He init, random batch
+// norms: then top-1 means nothing and the rows say "random"). Images from MNIST, Fashion-MNIST, or
+// folders of the user's PNG/JPEG files (--images, --fit-images: src/data/image-folder.ts).
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -20,18 +21,20 @@ import { DualResNet } from "../conv/dual.js";
 import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveOutput, type LittleConvOptions,
   runtimeDualBackend } from "../conv/dual-conv.js";
 import { loadDualResNet } from "../conv/dual-checkpoint.js";
-import { accuracy, chooseOperatingPoint, inputImages, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
-import { IMAGE_DATASETS, type ImageDataset, type ImageSet, loadImageSet } from "../data/images.js";
+import { accuracy, chooseOperatingPoint, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
+import { IMAGE_DATASETS, type ImageDataset, imageSetSource, loadImageSet } from "../data/images.js";
+import { type ImageInputOptions, type ImageSource, openImageFolder } from "../data/image-folder.js";
 import { writeFileAtomic } from "../io/files.js";
 import { median } from "../util/timing.js";
 import { formatTable } from "../util/table.js";
 import { featureMapsSpec, outputHistogramSpec, type FeatureMap } from "../plot/figures.js";
 import { renderPng } from "../plot/render.js";
-import { integer, numbers } from "./args.js";
+import { integer, numbers, optionalInteger } from "./args.js";
 
 /** One (mode, ratio, threads) operating point. The first fields are the issue's schema; MACs are per image. */
 export interface CnnEvalRow {
-  model: string; dataset: ImageDataset; ratio: number; achieved_ratio: number; top1: number; top1_dense: number;
+  /** A built-in data set's name, or the --images folder. */
+  model: string; dataset: string; ratio: number; achieved_ratio: number; top1: number; top1_dense: number;
   /** Dense network; big module plus the dense-only parts (stem, shortcuts, classifier); little module at its precision. */
   macs_dense: number; macs_big: number; macs_little: number;
   /** macs_dense / (macs_big + macs_little · bits/32 + projection additions). */
@@ -51,7 +54,8 @@ export interface CnnEvalRow {
   chosen: boolean;
 }
 
-const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --width 16 --size 28] [--dataset D] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
+const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --width 16 --size 28] [--dataset D | --images DIR [--fit-images DIR]]
+             [--resize N] [--mean M[,M,M]] [--std S[,S,S]] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
              [--projection channel|patch] [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--test N]
              [--validation N] [--max-drop 0.5] [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
              [--figures DIR] [--figure-layer layer1.0.conv1] [--figure-ratio 0.8]
@@ -63,6 +67,13 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
   digits upscaled and repeated over three channels (for operations and timing; top-1 means nothing).
   --onnx: a torchvision ResNet-18 exported by torch.onnx.export (Conv, BatchNormalization or folded
   biases, Relu, MaxPool, Add, GlobalAveragePool, Flatten, Gemm), its input shape taken from the graph.
+  --images DIR: your own PNG/JPEG images in torchvision's ImageFolder layout, DIR/<class>/<image>,
+  classes sorted by folder name (one per classifier output), scored instead of --dataset's test set;
+  the little modules are fitted and calibrated on --fit-images (same layout, e.g. your train split;
+  default DIR itself). Images are taken in a fixed shuffled order, converted to the network's channels
+  (RGB, or PIL's luma for grey), and must have its input size unless --resize N: torchvision's
+  Resize(N) (PIL bilinear) then CenterCrop. --mean, --std: torchvision's Normalize, per channel
+  (e.g. ImageNet's --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225); default: pixels in [0, 1].
   --validation N: the N training images after the fit and calibration ones score every (mode, ratio)
   point instead of the test set; the point with the largest FP32-equivalent operation reduction within
   --max-drop points of dense top-1 there is chosen, and only it is scored on the test set (one row).
@@ -77,6 +88,7 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
 /** The options of `eval cnn` and `fit cnn` that choose the network, its images and the little modules. */
 export const NETWORK_OPTIONS = {
   checkpoint: { type: "string" }, onnx: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
+  images: { type: "string" }, "fit-images": { type: "string" }, resize: { type: "string" }, mean: { type: "string" }, std: { type: "string" },
   projection: { type: "string", default: "channel" }, k: { type: "string" }, bits: { type: "string", default: "8" },
   fit: { type: "string", default: "200" }, calibrate: { type: "string", default: "200" },
 } as const;
@@ -85,8 +97,8 @@ type NetworkValues = { [K in keyof typeof NETWORK_OPTIONS]?: string };
 
 /** A ResNet to make dual, its images, and the little-module options, from NETWORK_OPTIONS. */
 export interface OpenedNetwork {
-  config: ResNetConfig; weights: ResNetWeights; model: string; weightsKind: "random" | "checkpoint"; dataset: ImageDataset;
-  little: LittleConvOptions; fitImages: Float32Array[]; calImages: Float32Array[]; test: ImageSet;
+  config: ResNetConfig; weights: ResNetWeights; model: string; weightsKind: "random" | "checkpoint"; dataset: string;
+  little: LittleConvOptions; fitImages: Float32Array[]; calImages: Float32Array[]; train: ImageSource; test: ImageSource;
 }
 
 export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork> {
@@ -115,19 +127,43 @@ export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork>
     weights = randomResNetWeights(config, 1);
     model = `resnet18-w${width}-${size}px-random`;
   }
-  const dataset = datasetOf(values.dataset ?? savedDataset);
-  const train = loadImageSet(dataset, "train"), test = loadImageSet(dataset, "test");
-  if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} training images`);
+  const { dataset, train, test } = openImages(values, config, savedDataset);
+  if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} images of ${train.name}`);
   return {
     config, weights, model, weightsKind: values.checkpoint || values.onnx ? "checkpoint" : "random", dataset, little: { projection, k, bits },
-    fitImages: inputImages(train, 0, fit, config), calImages: inputImages(train, fit, calibrate, config), test,
+    fitImages: train.inputs(0, fit), calImages: train.inputs(fit, calibrate), train, test,
   };
 }
 
-function datasetOf(name: string | undefined): ImageDataset {
-  const dataset = (name ?? "mnist") as ImageDataset;
-  if (!IMAGE_DATASETS.includes(dataset)) throw new Error(`--dataset: ${dataset} must be one of ${IMAGE_DATASETS.join(", ")}`);
-  return dataset;
+/**
+ * The images a network is fitted on (`train`) and scored on (`test`): the --images and --fit-images
+ * folders (each defaulting to the other), else --dataset's splits (default: the one `saved` with
+ * the network, else MNIST); `dataset` names them in rows and saved files.
+ */
+export function openImages(values: NetworkValues, config: ResNetConfig, saved: string | undefined): { dataset: string; train: ImageSource; test: ImageSource } {
+  const options: ImageInputOptions = {
+    channels: config.inChannels, size: config.imageSize, resize: optionalInteger("resize", values.resize, 1),
+    mean: numbers(values.mean, "mean"), std: numbers(values.std, "std"),
+  };
+  const testDir = values.images ?? values["fit-images"], trainDir = values["fit-images"] ?? values.images;
+  if (testDir && trainDir) {
+    if (values.dataset) throw new Error("--dataset and --images: give one (--dataset names a built-in data set, --images a folder of yours)");
+    const test = openImageFolder(testDir, { ...options, classes: config.classes });
+    const train = trainDir === testDir ? test : openImageFolder(trainDir, { ...options, classes: config.classes });
+    return { dataset: testDir, train, test };
+  }
+  const name = values.dataset ?? saved ?? "mnist";
+  if (!IMAGE_DATASETS.includes(name as ImageDataset)) {
+    throw new Error(values.dataset !== undefined ? `--dataset: ${name} must be one of ${IMAGE_DATASETS.join(", ")} (for a folder of images: --images DIR)`
+      : `the network was fitted on the images in ${name}: pass --images DIR (your test images) or --dataset`);
+  }
+  const dataset = name as ImageDataset;
+  return { dataset, train: imageSetSource(loadImageSet(dataset, "train"), options), test: imageSetSource(loadImageSet(dataset, "test"), options) };
+}
+
+/** The options that were given (parseArgs leaves absent ones undefined), to lay over defaults. */
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Fits the little modules of `net` on `images`, saying how well they fit. */
@@ -166,21 +202,25 @@ export async function main(argv: string[]): Promise<void> {
   if (values.dual && values.onnx) throw new Error("--dual and --onnx: give one (a dual-module file holds its ResNet)");
   const validation = integer("validation", values.validation, 0), maxDrop = numbers(values["max-drop"], "max-drop")![0];
   if (values.dual && validation > 0) throw new Error("--dual and --validation: a dual-module file holds one operating point, there is nothing to choose");
+  if (values.images && !values["fit-images"] && validation > 0) {
+    throw new Error("--validation needs --fit-images DIR: the operating point must be chosen on images other than the scored ones");
+  }
 
   const rt = await Runtime.create({ threads: Math.max(...threadCounts) });
   const rows: CnnEvalRow[] = [];
   try {
     const be = runtimeDualBackend(rt);
     // Either a saved dual network at its one operating point, or one fitted here and calibrated at each ratio.
-    let net: DualResNet, weights: ResNetWeights, model: string, dataset: ImageDataset, test: ImageSet, calImages: Float32Array[] | null;
+    let net: DualResNet, weights: ResNetWeights, model: string, dataset: string, test: ImageSource, calImages: Float32Array[] | null;
     let valImages: Float32Array[] = [], valLabels: ArrayLike<number> = [];
     let points: { mode: InsensitiveOutput; ratio: number }[], weightsKind: "random" | "checkpoint";
     if (values.dual) {
       const loaded = await loadDualResNet(be, values.dual);
       ({ net, weights } = loaded);
       model = basename(values.dual).replace(/\.safetensors$/, "");
-      dataset = datasetOf(values.dataset ?? loaded.notes.dataset);
-      test = loadImageSet(dataset, "test");
+      // The normalisation and resize it was fitted with, unless given again.
+      const saved = { resize: loaded.notes.resize, mean: loaded.notes.mean, std: loaded.notes.std };
+      ({ dataset, test } = openImages({ ...saved, ...definedOnly(values) }, loaded.net.config, loaded.notes.dataset));
       calImages = null;
       points = [{ mode: net.mode, ratio: loaded.ratio }];
       weightsKind = "checkpoint";
@@ -190,17 +230,21 @@ export async function main(argv: string[]): Promise<void> {
       net = new DualResNet(be, opened.config, weights, opened.little);
       fitLogged(net, opened.fitImages);
       points = modes.flatMap((mode) => ratios.map((ratio) => ({ mode, ratio })));
+      if (values.images && !values["fit-images"]) {
+        console.error(`the little modules are fitted and calibrated on the first ${opened.fitImages.length + opened.calImages.length} images of ` +
+          `${values.images}, which are scored too (without their labels); pass --fit-images DIR to keep them apart`);
+      }
       if (validation > 0) {
-        const train = loadImageSet(dataset, "train"), from = opened.fitImages.length + opened.calImages.length;
-        if (from + validation > train.count) throw new Error(`--fit + --calibrate + --validation ${validation} exceed the ${train.count} training images`);
-        valImages = inputImages(train, from, validation, opened.config);
+        const { train } = opened, from = opened.fitImages.length + opened.calImages.length;
+        if (from + validation > train.count) throw new Error(`--fit + --calibrate + --validation ${validation} exceed the ${train.count} images of ${train.name}`);
+        valImages = train.inputs(from, validation);
         valLabels = train.labels.subarray(from, from + validation);
       }
     }
     const config = net.config;
     const testCount = values.test === undefined ? test.count : integer("test", values.test, 1);
-    if (testCount > test.count) throw new Error(`--test ${testCount} exceeds the ${test.count} test images`);
-    const testImages = inputImages(test, 0, testCount, config), labels = test.labels.subarray(0, testCount);
+    if (testCount > test.count) throw new Error(`--test ${testCount} exceeds the ${test.count} test images of ${test.name}`);
+    const testImages = test.inputs(0, testCount), labels = test.labels.subarray(0, testCount);
     const timedImages = testImages.slice(0, counts.timed);
     console.error(`${describe(config)}, ${values.dual ?? values.checkpoint ?? "random weights"}, ${dataset}; ${rt.variant} build, threads ${threadCounts.join(",")}`);
     // Every point is scored on validation images when there are some, else on the test set.

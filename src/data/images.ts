@@ -3,12 +3,13 @@
 //   Fashion-MNIST: Debian package dataset-fashion-mnist, the same names gzip-compressed, in
 //                  /usr/share/datasets/fashion-mnist when installed, or unpacked into the project's
 //                  .cache/fashion-mnist by scripts/fetch-fashion-mnist.sh (no root needed).
-// Never fetched at run time.
+// Never fetched at run time. Folders of the users' own PNG/JPEG images: ./image-folder.ts.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readIdx } from "./idx.js";
 import { sourcePackage } from "./source.js";
+import { type ImageInputOptions, type ImageSource, checkImageInputOptions, normalise } from "./image-folder.js";
 
 export const IMAGE_DATASETS = ["mnist", "fashion-mnist"] as const;
 export type ImageDataset = (typeof IMAGE_DATASETS)[number];
@@ -93,4 +94,17 @@ export function imageAsInput(set: ImageSet, index: number, channels: number, siz
     x[(c * size + h) * size + w] = image[Math.floor(h / scale) * IMAGE_SIZE + Math.floor(w / scale)];
   }
   return x;
+}
+
+/**
+ * A split as a source of network inputs (channels, size, size) as imageAsInput gives them, then
+ * normalised by `options.mean` and `options.std` (default: pixels in [0, 1]), in the split's order.
+ */
+export function imageSetSource(set: ImageSet, options: ImageInputOptions): ImageSource {
+  checkImageInputOptions(options);
+  if (options.resize !== undefined) throw new Error(`--resize is for image folders: ${set.dataset} images are upscaled by whole multiples of ${IMAGE_SIZE}`);
+  return {
+    name: set.dataset, count: set.count, labels: Int32Array.from(set.labels),
+    inputs: (from, n) => Array.from({ length: n }, (_, i) => normalise(imageAsInput(set, from + i, options.channels, options.size), options)),
+  };
 }
