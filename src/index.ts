@@ -29,7 +29,10 @@ export { LmInference, type LmConfig } from "./recurrent/lm.js";
 export { openLm, type OpenedLm, type OpenLmOptions } from "./recurrent/open.js";
 export { perplexity, type PerplexityResult } from "./recurrent/eval.js";
 export { loadWordCorpus, wordCorpus, type WordCorpus } from "./data/word-corpus.js";
+// ResNets from ONNX exports, and images from folders in torchvision's ImageFolder layout.
 export { loadResNetOnnx, resnetFromOnnx, type ResNetOnnxOptions } from "./conv/import-onnx.js";
+export { openImageFolder, listImageFolder, readImageInput, type ImageSource, type ImageInputOptions, type ImageFolderListing } from "./data/image-folder.js";
+export { loadImageSet, imageSetSource, type ImageSet, type ImageDataset } from "./data/images.js";
 
 // Translation (issue 17): parallel text, the shared byte-pair encoding, corpus BLEU as sacreBLEU computes it.
 export { loadBible, loadPairs, readPairs, parsePairs, splitPairs, pairStats, BIBLE_FILE, BIBLE_SPLIT, type ParallelCorpus, type SentencePair, type BlockSplit } from "./data/pairs.js";
