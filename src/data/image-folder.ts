@@ -22,6 +22,7 @@ import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
 import { Rng } from "../util/random.js";
 import { oneLine } from "../util/one-line.js";
+import { Progress } from "../util/progress.js";
 
 /** How images become a network's input. */
 export interface ImageInputOptions {
@@ -294,10 +295,18 @@ export function openImageFolder(dir: string, options: ImageInputOptions & { clas
       if (!(Number.isInteger(from) && Number.isInteger(n) && from >= 0 && n >= 0 && from + n <= order.length)) {
         throw new RangeError(`image folder ${dir}: images ${from}–${from + n - 1} asked for, it has ${order.length}`);
       }
-      return Array.from({ length: n }, (_, i) => readImageInput(listing.files[order[from + i]], options));
+      const bar = n >= PROGRESS_FROM ? new Progress(`decoding ${dir}`, n, "img") : null;
+      return Array.from({ length: n }, (_, i) => {
+        const x = readImageInput(listing.files[order[from + i]], options);
+        bar?.update(i + 1);
+        return x;
+      });
     },
   };
 }
+
+/** Decoding fewer images than this is quick enough to go without a progress bar. */
+const PROGRESS_FROM = 100;
 
 /** A Fisher–Yates permutation of 0 … n − 1 from a seed. */
 function shuffledOrder(n: number, seed: number): Int32Array {
