@@ -13,7 +13,7 @@ const OUT = "dist/web";
 /** Node-only functions reachable from the browser entry, by module; each stub throws when called. */
 const NODE_ONLY = {
   "node:crypto": ["createHash", "randomBytes"],
-  "node:fs": ["readFileSync"],
+  "node:fs": ["closeSync", "fstatSync", "openSync", "readFileSync", "readSync"],
   "node:fs/promises": ["open", "readFile", "rename", "unlink"],
   "node:path": ["basename", "dirname", "join"],
 };

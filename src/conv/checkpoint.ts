@@ -3,8 +3,8 @@
 // any caller's notes (how the weights were made). Batch norms are stored unfolded, as trained, so a
 // checkpoint also loads into PyTorch (strict=False: num_batches_tracked is not stored).
 import { type ResNetConfig, type ResNetWeights, allocateResNetWeights, checkConfig, describe, resnetParameters } from "./resnet.js";
-import { type SafetensorsFile, decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, type TensorData } from "../io/safetensors.js";
-import { readFileChecked, writeFileAtomic } from "../io/files.js";
+import { type SafetensorsFile, decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloatInto, requireFloat, withSafetensors, type TensorData } from "../io/safetensors.js";
+import { writeFileAtomic } from "../io/files.js";
 import { oneLine } from "../util/one-line.js";
 
 const FORMAT = "dualmodule-resnet";
@@ -33,16 +33,18 @@ export function resnetTensors(config: ResNetConfig, weights: ResNetWeights, dtyp
 /** The parameters of a ResNet of `config` read from a decoded file (each F32 or F16). */
 export function readResNetWeights(file: SafetensorsFile, config: ResNetConfig): ResNetWeights {
   // Every tensor is found and checked before the weights are allocated: the config is metadata.
-  const params = resnetParameters(config), data = params.map((p) => readFloat(file, p.name, p.shape));
-  params.forEach((p, i) => {
-    const bad = p.name.endsWith(".running_var") ? data[i].findIndex((v) => !(v >= 0 && v < Infinity)) : -1;
+  const params = resnetParameters(config);
+  for (const p of params) requireFloat(file, p.name, p.shape);
+  const weights = allocateResNetWeights(config); // read (F16 widened) straight into place
+  for (const p of params) {
+    const data = weights.tensors[p.name];
+    readFloatInto(file, p.name, p.shape, data);
+    const bad = p.name.endsWith(".running_var") ? data.findIndex((v) => !(v >= 0 && v < Infinity)) : -1;
     if (bad >= 0) {
-      throw new Error(oneLine(`checkpoint ${file.source}: tensor "${p.name}" element ${bad} is ${data[i][bad]}, ` +
+      throw new Error(oneLine(`checkpoint ${file.source}: tensor "${p.name}" element ${bad} is ${data[bad]}, ` +
         "but a batch norm's running variance is finite and ≥ 0; the file is corrupted"));
     }
-  });
-  const weights = allocateResNetWeights(config);
-  params.forEach((p, i) => weights.tensors[p.name].set(data[i]));
+  }
   return weights;
 }
 
@@ -62,8 +64,11 @@ export interface LoadedResNet { config: ResNetConfig; weights: ResNetWeights; no
 
 /** The config and weights of a checkpoint; `source` names it in errors. */
 export function decodeResNet(bytes: Uint8Array, source: string): LoadedResNet {
-  const file = decodeSafetensors(bytes, source);
-  const meta = file.metadata, fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${source}: ${msg}`)); };
+  return resnetFromSafetensors(decodeSafetensors(bytes, source));
+}
+
+function resnetFromSafetensors(file: SafetensorsFile): LoadedResNet {
+  const source = file.source, meta = file.metadata, fail = (msg: string): never => { throw new Error(oneLine(`checkpoint ${source}: ${msg}`)); };
   if (meta.format !== FORMAT) fail(`not a ResNet checkpoint (metadata format is ${JSON.stringify(meta.format)}, expected "${FORMAT}")`);
   if (meta.version !== VERSION) fail(`format version ${meta.version} is not supported (this library reads version ${VERSION}); re-create the checkpoint with this version`);
   const config = parseMetadataJson(meta.config, "config", fail) as ResNetConfig;
@@ -80,7 +85,7 @@ export function decodeResNet(bytes: Uint8Array, source: string): LoadedResNet {
 }
 
 export async function loadResNet(path: string): Promise<LoadedResNet> {
-  return decodeResNet(await readFileChecked(path, "ResNet checkpoint"), path);
+  return withSafetensors(path, "ResNet checkpoint", resnetFromSafetensors);
 }
 
 // A metadata text quoted in an error, cut short: a corrupt file can hold megabytes in one field.

@@ -1,6 +1,7 @@
 // Reading and writing whole files (checkpoints, configs) with errors that say which file, what it
 // was meant to be and what went wrong; writes are atomic, so a crash never leaves a half-written file.
 
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { open, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -47,6 +48,31 @@ export async function readFileChecked(path: string, what: string): Promise<Uint8
     return await readFile(path);
   } catch (e) {
     throw new Error(`cannot read ${what} ${path}: it ${reason(e as NodeJS.ErrnoException)}`, { cause: e });
+  }
+}
+
+/** The file opened for reading (a descriptor to close) and its size; errors as readFileChecked's. */
+export function openFileChecked(path: string, what: string): { fd: number; size: number } {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    return { fd, size: stat.size };
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    throw new Error(`cannot read ${what} ${path}: it ${reason(e as NodeJS.ErrnoException)}`, { cause: e });
+  }
+}
+
+/** The first `count` bytes of the file (fewer if it is shorter); errors as readFileChecked's. */
+export function readFileStart(path: string, count: number, what: string): Uint8Array {
+  const { fd, size } = openFileChecked(path, what);
+  try {
+    const bytes = new Uint8Array(Math.min(count, size));
+    return bytes.subarray(0, readSync(fd, bytes, 0, bytes.length, 0));
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -14,17 +14,30 @@ export function toF16(src: Float32Array): Uint16Array {
 /** Half-precision bit patterns → float32 values (exact: every half is a float32). */
 export function fromF16(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) bits[i] = singleBits(src[i]);
+  widenF16(src, out);
   return out;
 }
 
 /** bfloat16 bit patterns (the upper half of a float32) → float32 values (exact). */
 export function fromBF16(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+  widenBF16(src, out);
   return out;
+}
+
+// The widening loops write into `dest` (src.length elements from its start), so that a loader can
+// fill its final array chunk by chunk without a float32 copy of each tensor.
+
+/** Half-precision bit patterns → float32 values written into `dest`. */
+export function widenF16(src: Uint16Array, dest: Float32Array): void {
+  const bits = new Uint32Array(dest.buffer, dest.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) bits[i] = singleBits(src[i]);
+}
+
+/** bfloat16 bit patterns → float32 values written into `dest`. */
+export function widenBF16(src: Uint16Array, dest: Float32Array): void {
+  const bits = new Uint32Array(dest.buffer, dest.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
 }
 
 // Largest float32 below the half overflow point: 65520 lies halfway between the largest half (65504)

@@ -8,7 +8,9 @@
 // A decoded file is untrusted input: every length and offset is checked before it is used, and each
 // error names the file, the tensor or field, and what to do about it. Data is stored little-endian.
 
-import { fromBF16, fromF16, toF16 } from "./fp16.js";
+import { closeSync, readSync } from "node:fs";
+import { toF16, widenBF16, widenF16 } from "./fp16.js";
+import { openFileChecked } from "./files.js";
 import { oneLine } from "../util/one-line.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -144,33 +146,85 @@ export interface SafetensorsFile {
   /** Where the bytes came from (a path), used in every error message. */
   source: string;
   metadata: Record<string, string>;
-  /** In header order; each tensor's data is a fresh array of its own, aligned, not a view of the file. */
+  /**
+   * In header order. A tensor's data is read on its first use (and kept): a fresh, aligned array of
+   * its own, never a view of the file. Loaders that widen floats use readFloatInto instead, which
+   * converts straight from the file into their own arrays and keeps no copy.
+   */
   tensors: Map<string, TensorData>;
 }
 
-/** Parses and fully validates safetensors bytes; `source` names the file in error messages. */
+/** A file opened by openSafetensors: its tensors are read from the file until close(). */
+export interface OpenSafetensors extends SafetensorsFile { close(): void }
+
+/** Reads `into.length` bytes of the file from byte `position` on. */
+type ReadBytes = (position: number, into: Uint8Array) => void;
+
+// Where each decoded tensor's bytes lie in its file, so that readFloatInto can read them directly.
+const stored = new WeakMap<TensorData, { position: number; read: ReadBytes }>();
+
+/** Parses and fully validates safetensors bytes; `source` names the file in error messages. Keep the bytes unchanged while the tensors are read. */
 export function decodeSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
+  return decode(bytes.length, (position, into) => into.set(bytes.subarray(position, position + into.length)), source);
+}
+
+/**
+ * The safetensors file at `path`, its header read and fully validated and its tensors read from the
+ * file when used, so a loader needs no copy of the whole file; `what` names the kind of file in a
+ * read error. Close it (or use withSafetensors) once the tensors are read.
+ */
+export function openSafetensors(path: string, what: string): OpenSafetensors {
+  const { fd, size } = openFileChecked(path, what);
+  let open = true;
+  const read: ReadBytes = (position, into) => {
+    if (!open) throw new Error(`checkpoint ${path}: a tensor was read after the file was closed`);
+    for (let done = 0; done < into.length;) {
+      const n = readSync(fd, into, done, into.length - done, position + done);
+      if (n === 0) throw new Error(oneLine(`checkpoint ${path}: the file ended at byte ${position + done} of ${size}: it was truncated while being read`));
+      done += n;
+    }
+  };
+  try {
+    const file = decode(size, read, path);
+    return { ...file, close: () => { if (open) { open = false; closeSync(fd); } } };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** `read(file)` on the safetensors file at `path` (see openSafetensors), which is closed afterwards. */
+export function withSafetensors<T>(path: string, what: string, read: (file: SafetensorsFile) => T): T {
+  const file = openSafetensors(path, what);
+  try {
+    return read(file);
+  } finally {
+    file.close();
+  }
+}
+
+function decode(length: number, read: ReadBytes, source: string): SafetensorsFile {
   requireLittleEndian(`checkpoint ${source}`);
   const fail: (message: string) => never = (message) => { throw new Error(oneLine(`checkpoint ${source}: ${message}`)); };
   const NOT_SAFETENSORS = "the file is truncated, corrupted or not a safetensors file";
+  const bytesAt = (position: number, count: number): Uint8Array => { const b = new Uint8Array(count); read(position, b); return b; };
 
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte header length; ${NOT_SAFETENSORS}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (length < 8) fail(`file is ${length} bytes, too short for the 8-byte header length; ${NOT_SAFETENSORS}`);
+  const view = new DataView(bytesAt(0, 8).buffer);
   const headerBytes = view.getUint32(0, true) + view.getUint32(4, true) * 2 ** 32;
   if (headerBytes > MAX_HEADER_BYTES) fail(`header length ${headerBytes} exceeds the ${MAX_HEADER_BYTES}-byte limit; ${NOT_SAFETENSORS}`);
-  if (8 + headerBytes > bytes.length) {
-    fail(`header length ${headerBytes} goes beyond the end of the ${bytes.length}-byte file; ${NOT_SAFETENSORS}`);
+  if (8 + headerBytes > length) {
+    fail(`header length ${headerBytes} goes beyond the end of the ${length}-byte file; ${NOT_SAFETENSORS}`);
   }
 
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerBytes)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytesAt(8, headerBytes)));
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${(e as Error).message}); ${NOT_SAFETENSORS}`);
   }
   if (!isObject(header)) fail(`header must be a JSON object, got ${Array.isArray(header) ? "an array" : describe(header)}; ${NOT_SAFETENSORS}`);
-  const dataStart = 8 + headerBytes, dataBytes = bytes.length - dataStart;
-
+  const dataStart = 8 + headerBytes, dataBytes = length - dataStart;
   let metadata: Record<string, string> = {};
   const layout: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
@@ -225,12 +279,25 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   }
 
   const tensors = new Map<string, TensorData>();
-  for (const { name, dtype, shape, begin, end } of layout) {
-    const data = new DTYPES[dtype].array(elementCount(shape));
-    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype, shape, data } as TensorData);
-  }
+  for (const { name, dtype, shape, begin } of layout) tensors.set(name, lazyTensor(dtype, shape, dataStart + begin, read));
   return { source, metadata, tensors };
+}
+
+/** A tensor whose data is read from `position` of its file on first use. */
+function lazyTensor(dtype: DType, shape: number[], position: number, read: ReadBytes): TensorData {
+  let data: DataOf[DType] | undefined;
+  const tensor = {
+    dtype, shape,
+    get data() {
+      if (data === undefined) {
+        data = new DTYPES[dtype].array(elementCount(shape));
+        read(position, new Uint8Array(data.buffer));
+      }
+      return data;
+    },
+  } as TensorData;
+  stored.set(tensor, { position, read });
+  return tensor;
 }
 
 function parseMetadata(entry: unknown, fail: (message: string) => never): Record<string, string> {
@@ -269,12 +336,49 @@ export function floatTensor(data: Float32Array, shape: number[], dtype: "F32" | 
   return dtype === "F16" ? { dtype: "F16", shape, data: toF16(data) } : { dtype: "F32", shape, data };
 }
 
-/** A float tensor stored as F32, F16 or BF16 (checked like requireTensor), as float32 (widened exactly). */
-export function readFloat(file: SafetensorsFile, name: string, shape: readonly number[]): Float32Array {
+type FloatTensor = TensorOf<"F32"> | TensorOf<"F16"> | TensorOf<"BF16">;
+
+/** The named float tensor (F32, F16 or BF16), checked like requireTensor; its data is not read. */
+export function requireFloat(file: SafetensorsFile, name: string, shape: readonly number[]): FloatTensor {
   const dtype = file.tensors.get(name)?.dtype;
-  if (dtype === "F16") return fromF16(requireTensor(file, name, "F16", shape).data);
-  if (dtype === "BF16") return fromBF16(requireTensor(file, name, "BF16", shape).data);
-  return requireTensor(file, name, "F32", shape).data;
+  return requireTensor(file, name, dtype === "F16" || dtype === "BF16" ? dtype : "F32", shape) as FloatTensor;
+}
+
+/** A float tensor stored as F32, F16 or BF16 (checked like requireTensor), as a new float32 array (widened exactly). */
+export function readFloat(file: SafetensorsFile, name: string, shape: readonly number[]): Float32Array {
+  requireFloat(file, name, shape); // before the allocation: the shape comes from the caller's config
+  const out = new Float32Array(elementCount(shape));
+  readFloatInto(file, name, shape, out);
+  return out;
+}
+
+// Half-precision tensors are widened through a scratch array of this many elements.
+const WIDEN_CHUNK = 1 << 18;
+
+/**
+ * readFloat into `dest` (of the tensor's element count): a tensor of a decoded or opened file is read
+ * from the file straight into `dest`, F16 and BF16 widened chunk by chunk, so loading needs no copy
+ * of the tensor beside its destination.
+ */
+export function readFloatInto(file: SafetensorsFile, name: string, shape: readonly number[], dest: Float32Array): void {
+  const t = requireFloat(file, name, shape), count = elementCount(shape);
+  if (dest.length !== count) throw new RangeError(`readFloatInto: tensor "${name}" has ${count} elements, the destination ${dest.length}`);
+  const at = stored.get(t);
+  if (at === undefined) { // a tensor made in memory, not decoded from a file
+    if (t.dtype === "F32") dest.set(t.data);
+    else (t.dtype === "F16" ? widenF16 : widenBF16)(t.data, dest);
+    return;
+  }
+  if (t.dtype === "F32") {
+    at.read(at.position, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength));
+    return;
+  }
+  const scratch = new Uint16Array(Math.min(count, WIDEN_CHUNK));
+  for (let i = 0; i < count; i += scratch.length) {
+    const part = scratch.subarray(0, Math.min(scratch.length, count - i));
+    at.read(at.position + 2 * i, new Uint8Array(part.buffer, 0, part.byteLength));
+    (t.dtype === "F16" ? widenF16 : widenBF16)(part, dest.subarray(i, i + part.length));
+  }
 }
 
 /** A metadata field parsed as JSON; `fail` names the field when it is missing or malformed. */

@@ -15,8 +15,8 @@
 //                                      with encoder.weight absent: what safetensors' save_model keeps)
 //   decoder.bias        (V)
 import { extname } from "node:path";
-import { readFileChecked } from "../io/files.js";
-import { decodeSafetensors, readFloat, type SafetensorsFile } from "../io/safetensors.js";
+import { readFileChecked, readFileStart } from "../io/files.js";
+import { readFloatInto, withSafetensors, type SafetensorsFile } from "../io/safetensors.js";
 import type { CellKind } from "./stack.js";
 import { lmFromOnnx } from "./import-onnx.js";
 import { checkConfig, lmFromSafetensors, paramCount, paramTable, LM_FORMAT, type LmConfig, type TrainingInfo } from "./lm.js";
@@ -43,16 +43,15 @@ const SAVE_HINT = "save the state_dict with safetensors instead: `from safetenso
  * safetensors, or an ONNX export. Throws one line naming the file and what was expected otherwise.
  */
 export async function loadLanguageModel(path: string, options: LoadLmOptions = {}): Promise<LoadedLm> {
-  const bytes = await readFileChecked(path, "language model");
-  const kind = fileKind(bytes, path);
+  const kind = fileKind(readFileStart(path, 9, "language model"), path);
   if (kind === "pickle") {
     throw new Error(`model ${path} is a PyTorch pickle (torch.save), which dualmodule never loads (unpickling runs code from the file); ${SAVE_HINT}`);
   }
-  if (kind === "onnx") return checkCell({ ...lmFromOnnx(bytes, path), format: "ONNX" }, path, options);
-  const file = decodeSafetensors(bytes, path);
+  if (kind === "onnx") return checkCell({ ...lmFromOnnx(await readFileChecked(path, "language model"), path), format: "ONNX" }, path, options);
+  // Tensors are read from the file as they are converted, so loading needs no copy of the file.
   // Any of this project's formats goes to its own reader, which names the one it found.
-  const own = file.metadata.format?.startsWith("dualmodule") ?? false;
-  const loaded: LoadedLm = own ? { ...lmFromSafetensors(file), format: LM_FORMAT } : lmFromStateDict(file);
+  const loaded = withSafetensors(path, "language model", (file): LoadedLm =>
+    file.metadata.format?.startsWith("dualmodule") ? { ...lmFromSafetensors(file), format: LM_FORMAT } : lmFromStateDict(file));
   return checkCell(loaded, path, options);
 }
 
@@ -126,7 +125,7 @@ export function lmFromStateDict(file: SafetensorsFile): LoadedLm {
   const params = new Float32Array(paramCount(config));
   const used = new Set<string>(["decoder.weight"]);
   for (const s of paramTable(config)) {
-    params.set(readFloat(file, s.name === "encoder.weight" ? encoderName : s.name, s.shape), s.offset);
+    readFloatInto(file, s.name === "encoder.weight" ? encoderName : s.name, s.shape, params.subarray(s.offset, s.offset + s.size));
     used.add(s.name);
   }
   const extra = [...file.tensors.keys()].filter((n) => !used.has(n));

@@ -8,8 +8,8 @@ import type { Runtime } from "../runtime/runtime.js";
 import { Stack, gateCount, type CellKind, type LayerWeights } from "./stack.js";
 import * as check from "../kernels/check.js";
 import { Rng } from "../util/random.js";
-import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloat, requireTensor, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
-import { readFileChecked, writeFileAtomic } from "../io/files.js";
+import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, readFloatInto, requireFloat, requireTensor, withSafetensors, type SafetensorsFile, type TensorData } from "../io/safetensors.js";
+import { writeFileAtomic } from "../io/files.js";
 import { oneLine } from "../util/one-line.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ export async function saveLm(path: string, ckpt: LmCheckpoint, dtype: "F32" | "F
 /** `source` is the file's path, or its bytes (in a browser, a fetched ArrayBuffer). */
 export async function loadLm(source: string | ArrayBuffer | Uint8Array): Promise<LmCheckpoint> {
   if (typeof source !== "string") return lmFromSafetensors(decodeSafetensors(source instanceof Uint8Array ? source : new Uint8Array(source), "(bytes)"));
-  return lmFromSafetensors(decodeSafetensors(await readFileChecked(source, "language-model checkpoint"), source));
+  return withSafetensors(source, "language-model checkpoint", lmFromSafetensors);
 }
 
 /** The checkpoint in a decoded safetensors file (whose source names it in errors); see loadLm. */
@@ -252,9 +252,10 @@ export function lmFromSafetensors(file: SafetensorsFile): LmCheckpoint {
   // allocated, so a config claiming a huge model is refused by the tensors the file lacks.
   if (config.layers > file.tensors.size) fail(`metadata config.layers is ${config.layers}, but the file holds only ${file.tensors.size} tensors`);
   const table = paramTable(config);
-  const parts = table.map((s) => readFloat(file, s.name, s.shape));
+  for (const s of table) requireFloat(file, s.name, s.shape);
+  // Read (F16 widened) straight into place: the load needs the parameters and nothing more.
   const params = new Float32Array(paramCount(config));
-  table.forEach((s, i) => params.set(parts[i], s.offset));
+  for (const s of table) readFloatInto(file, s.name, s.shape, params.subarray(s.offset, s.offset + s.size));
   const ckpt: LmCheckpoint = { config, params, training };
   if (meta.vocab_sha256 !== undefined) {
     if (!/^[0-9a-f]{64}$/.test(meta.vocab_sha256)) fail(`metadata vocab_sha256 must be 64 hex digits, got ${JSON.stringify(meta.vocab_sha256)}`);
