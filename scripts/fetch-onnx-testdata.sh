@@ -13,14 +13,16 @@ if [ ! -d "$data/node" ]; then
     if ! apt-get download libonnx-testdata; then
       # A fresh machine may have no package lists yet; only root can refresh them.
       if [ "$(id -u)" = 0 ]; then
-        apt-get update && apt-get download libonnx-testdata
+        { apt-get update && apt-get download libonnx-testdata; } || exit 1
       else
         echo "apt-get download failed; as root, run 'apt-get update' and try again" >&2
         exit 1
       fi
     fi
   fi
-  dpkg-deb -x libonnx-testdata_*.deb .
+  # Unpacked beside, then moved into place: an interrupted run never leaves half the data looking whole.
+  rm -rf .unpack && dpkg-deb -x libonnx-testdata_*.deb .unpack
+  rm -rf usr && mv .unpack/usr usr && rm -rf .unpack
   cd - >/dev/null
 fi
 

@@ -18,13 +18,6 @@ export function fromF16(src: Uint16Array): Float32Array {
   return out;
 }
 
-/** bfloat16 bit patterns (the upper half of a float32) → float32 values (exact). */
-export function fromBF16(src: Uint16Array): Float32Array {
-  const out = new Float32Array(src.length);
-  widenBF16(src, out);
-  return out;
-}
-
 // The widening loops write into `dest` (src.length elements from its start), so that a loader can
 // fill its final array chunk by chunk without a float32 copy of each tensor.
 
@@ -34,7 +27,7 @@ export function widenF16(src: Uint16Array, dest: Float32Array): void {
   for (let i = 0; i < src.length; i++) bits[i] = singleBits(src[i]);
 }
 
-/** bfloat16 bit patterns → float32 values written into `dest`. */
+/** bfloat16 bit patterns (the upper half of a float32) → float32 values written into `dest` (exact). */
 export function widenBF16(src: Uint16Array, dest: Float32Array): void {
   const bits = new Uint32Array(dest.buffer, dest.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
