@@ -70,6 +70,7 @@ test("the demo page runs in Chromium: the dense output equals Node's, the dual s
   const { page, info } = await openPage(browser, `${url}?threads=2`);
   assert.equal(info.isolated, true, "the page must be cross-origin isolated (COOP/COEP)");
   assert.equal(info.threads, 2);
+  assert.equal(page.workers().length, 1, "two threads: the page and one pool Web Worker over the shared memory");
   const dense0 = await generateAt(page, 0);
   const half = await generateAt(page, 0.5);
 
