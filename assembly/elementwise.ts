@@ -37,7 +37,7 @@ const TANH_SMALL: f64 = 1.0 / 1024;
 
 /** σ(x) = 1/(1 + e^−x), through e^−|x| so that neither side overflows or cancels. */
 // @ts-ignore: decorator
-@inline function sigmoid64(x: v128): v128 {
+@inline export function sigmoid64(x: v128): v128 {
   const e = expNeg(f64x2.neg(f64x2.abs(x)));
   const q = f64x2.div(f64x2.splat(1), f64x2.add(f64x2.splat(1), e));
   return v128.bitselect(f64x2.mul(e, q), q, f64x2.lt(x, f64x2.splat(0)));
@@ -45,7 +45,7 @@ const TANH_SMALL: f64 = 1.0 / 1024;
 
 /** tanh x = sign(x)·(1 − e)/(1 + e) with e = e^−2|x|, or the odd Taylor series near 0. */
 // @ts-ignore: decorator
-@inline function tanh64(x: v128): v128 {
+@inline export function tanh64(x: v128): v128 {
   const t = f64x2.abs(x), one = f64x2.splat(1);
   const e = expNeg(f64x2.mul(t, f64x2.splat(-2)));
   const far = f64x2.div(f64x2.sub(one, e), f64x2.add(one, e));
@@ -56,13 +56,13 @@ const TANH_SMALL: f64 = 1.0 / 1024;
 
 /** Two float32 at p (one if !pair) as float64 lanes. `pair` is a constant at every call site. */
 // @ts-ignore: decorator
-@inline function widen(p: usize, pair: bool): v128 {
+@inline export function widen(p: usize, pair: bool): v128 {
   return f64x2.promote_low_f32x4(pair ? v128.load64_zero(p) : v128.load32_zero(p));
 }
 
 /** Rounds the float64 lanes to float32 and stores two (one if !pair) at p. */
 // @ts-ignore: decorator
-@inline function narrow(p: usize, v: v128, pair: bool): void {
+@inline export function narrow(p: usize, v: v128, pair: bool): void {
   const f = f32x4.demote_f64x2_zero(v);
   if (pair) v128.store64_lane(p, f, 0);
   else v128.store32_lane(p, f, 0);

@@ -7,6 +7,7 @@ export { select_sensitive_f32 } from "./select";
 export { gemm_f32, gemm_f32_scratch } from "./gemm";
 export { im2col_f32, bias_act_f32, maxpool_f32, avgpool_global_f32, im2row_f32, conv_sensitive_f32, conv_sensitive_scratch } from "./conv";
 export { softmax_xent_f32 } from "./loss";
+export { lstm_train_forward_f32, lstm_train_backward_f32, gru_train_forward_f32, gru_train_backward_f32, sumsq_f32, sgd_f32 } from "./train";
 export { im2col_batch_f32, col2im_batch_f32, channel_stats_f32, bn_apply_f32, bn_backward_f32 } from "./conv-grad";
 export { gemm_i8, quantize_rows_i8, im2row_i8, im2row_sensitive_f32 } from "./gemm-i8";
 export { matvec_sparse_f32 } from "./sparse";

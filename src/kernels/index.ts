@@ -13,9 +13,10 @@ import { type LossKernels, lossReference, lossWasm } from "./loss.js";
 import { type ConvGradKernels, convGradReference, convGradWasm } from "./conv-grad.js";
 import { type GemmI8Kernels, gemmI8Reference, gemmI8Wasm } from "./gemm-i8.js";
 import { type SparseKernels, sparseReference, sparseWasm } from "./sparse.js";
+import { type TrainKernels, trainReference, trainWasm } from "./train.js";
 
 export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels,
-  ConvGradKernels, GemmI8Kernels, SparseKernels {}
+  ConvGradKernels, GemmI8Kernels, SparseKernels, TrainKernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
@@ -28,6 +29,7 @@ export const reference: Kernels = {
   ...convGradReference,
   ...gemmI8Reference,
   ...sparseReference,
+  ...trainReference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
@@ -42,5 +44,6 @@ export function wasmKernels(ctx: WasmContext): Kernels {
     ...convGradWasm(ctx),
     ...gemmI8Wasm(ctx),
     ...sparseWasm(ctx),
+    ...trainWasm(ctx),
   };
 }

@@ -3,12 +3,14 @@
 // with global gradient-norm clipping, dropout, and the learning rate divided by 4 whenever the
 // validation loss stops improving. Backward passes are written by hand (llm.c style) and checked
 // against finite differences in test/train.test.ts. Every product is a GEMM of the kernel set; the
-// elementwise gate updates are plain loops (the GEMMs over the vocabulary dominate the time).
+// gate updates, the loss and the SGD step are kernels too (src/kernels/train.ts, loss.ts), so that
+// the whole step runs on the pool's threads.
 //
 // Layout: a window holds N = T·B rows, row n = t·B + b (time-major, as PyTorch's batchify/get_batch).
 // Reads top to bottom: state (LmGraph) → forward → backward → loss → optimiser → data → loop.
 import type { Runtime } from "../runtime/runtime.js";
 import { type Kernels, reference } from "../kernels/index.js";
+import type { TrainKernels } from "../kernels/train.js";
 import * as check from "../kernels/check.js";
 import { Rng, batchRng } from "../util/random.js";
 import { gateCount } from "./stack.js";
@@ -46,6 +48,8 @@ export class LmGraph {
   private readonly ones: Float32Array; // (N) for bias gradients as column sums: 1ᵀ·dG
   private readonly biasSum: Float32Array; // (G·H) LSTM b_ih + b_hh
   private readonly k: Kernels;
+  /** The kernels this graph runs on (its runtime's). */
+  get kernels(): Kernels { return this.k; }
   private readonly G: number;
   private steps = 0;       // length of the last window; its final state starts the next one
   private dropped = false; // the last forward applied dropout masks
@@ -173,9 +177,7 @@ export class LmGraph {
 
     this.steps = steps;
     this.pending = train;
-    // The plain TypeScript twin of the loss kernel: the shipped checkpoints were trained with its
-    // float64 arithmetic, which the wasm kernel (float32 exponentials) does not reproduce bit for bit.
-    return reference.softmaxCrossEntropy(logits, this.targets.subarray(0, N), N, V, train ? 1 / N : 0) / N;
+    return this.k.softmaxCrossEntropy(logits, this.targets.subarray(0, N), N, V, train ? 1 / N : 0) / N;
   }
 
   /** Inverted dropout on the first n values of site s's input (training windows with p > 0 only). */
@@ -207,9 +209,9 @@ export class LmGraph {
     for (let t = 0; t < steps; t++) {
       const hPrev = block(h, t, B * H), ght = block(gh, t, B * GH);
       this.k.gemm(ght, hPrev, W.weight_hh, B, GH, H, false, true, true);
-      if (lstm) lstmForward(block(gx, t, B * GH), block(this.c[l], t, B * H), block(this.c[l], t + 1, B * H),
+      if (lstm) this.k.lstmTrainForward(block(gx, t, B * GH), block(this.c[l], t, B * H), block(this.c[l], t + 1, B * H),
         block(h, t + 1, B * H), block(this.tanhC[l], t, B * H), B, H);
-      else gruForward(block(gx, t, B * GH), ght, hPrev, block(h, t + 1, B * H), B, H);
+      else this.k.gruTrainForward(block(gx, t, B * GH), ght, hPrev, block(h, t + 1, B * H), B, H);
     }
   }
 
@@ -258,11 +260,11 @@ export class LmGraph {
     for (let t = steps - 1; t >= 0; t--) {
       const dyt = block(this.dY, t, B * H);
       if (lstm) {
-        lstmBackward(block(dGx, t, B * GH), dh, dc, dyt, block(gx, t, B * GH), block(this.c[l], t, B * H),
+        this.k.lstmTrainBackward(block(dGx, t, B * GH), dh, dc, dyt, block(gx, t, B * GH), block(this.c[l], t, B * H),
           block(this.tanhC[l], t, B * H), B, H);
         if (t > 0) this.k.gemm(dh, block(dGx, t, B * GH), W.weight_hh, B, H, GH, false, false, false);
       } else {
-        gruBackward(block(dGx, t, B * GH), block(dGh, t, B * GH), dh, dyt, block(gx, t, B * GH),
+        this.k.gruTrainBackward(block(dGx, t, B * GH), block(dGh, t, B * GH), dh, dyt, block(gx, t, B * GH),
           block(this.gh[l], t, B * GH), block(h, t, B * H), B, H);
         if (t > 0) this.k.gemm(dh, block(dGh, t, B * GH), W.weight_hh, B, H, GH, false, false, true);
       }
@@ -285,91 +287,6 @@ function fillRows(a: Float32Array, bias: Float32Array, rows: number): void {
   for (let r = 0; r < rows; r++) a.set(bias, r * bias.length);
 }
 
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
-// ---- gate updates of one step, forward and backward (B streams, H units; PyTorch gate orders) ----
-
-/**
- * LSTM step. gates (B, 4H): pre-activations in, activations i, f, g, o out (kept for backward);
- * cPrev, c, h, tanhC (B, H): c = f·cPrev + i·g, h = o·tanh(c).
- */
-function lstmForward(gates: Float32Array, cPrev: Float32Array, c: Float32Array, h: Float32Array, tanhC: Float32Array,
-                     B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o4 = b * 4 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const i = sigmoid(gates[o4 + j]), f = sigmoid(gates[o4 + H + j]);
-      const g = Math.tanh(gates[o4 + 2 * H + j]), o = sigmoid(gates[o4 + 3 * H + j]);
-      gates[o4 + j] = i; gates[o4 + H + j] = f; gates[o4 + 2 * H + j] = g; gates[o4 + 3 * H + j] = o;
-      const cn = f * cPrev[o1 + j] + i * g, tc = Math.tanh(cn);
-      c[o1 + j] = cn;
-      tanhC[o1 + j] = tc;
-      h[o1 + j] = o * tc;
-    }
-  }
-}
-
-/**
- * LSTM step backward. In: dh (B, H) from the step above in time, dy (B, H) from the layer above,
- * dc (B, H) from the step above in time; gates (B, 4H) activations, cPrev, tanhC (B, H).
- * Out: dG (B, 4H) gradient of the pre-activations; dc ← d cPrev. (dh ← dG·W_hh is the caller's GEMM.)
- */
-function lstmBackward(dG: Float32Array, dh: Float32Array, dc: Float32Array, dy: Float32Array, gates: Float32Array,
-                      cPrev: Float32Array, tanhC: Float32Array, B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o4 = b * 4 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const i = gates[o4 + j], f = gates[o4 + H + j], g = gates[o4 + 2 * H + j], o = gates[o4 + 3 * H + j];
-      const tc = tanhC[o1 + j], dhj = dh[o1 + j] + dy[o1 + j];
-      const dcj = dc[o1 + j] + dhj * o * (1 - tc * tc);
-      dG[o4 + j] = dcj * g * i * (1 - i);
-      dG[o4 + H + j] = dcj * cPrev[o1 + j] * f * (1 - f);
-      dG[o4 + 2 * H + j] = dcj * i * (1 - g * g);
-      dG[o4 + 3 * H + j] = dhj * tc * o * (1 - o);
-      dc[o1 + j] = dcj * f;
-    }
-  }
-}
-
-/**
- * GRU step. gx (B, 3H): W_ih x + b_ih in, activations r, z, n out; gh (B, 3H) = W_hh h + b_hh (kept);
- * r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r·gh_n), h = (1 − z)·n + z·hPrev.
- */
-function gruForward(gx: Float32Array, gh: Float32Array, hPrev: Float32Array, h: Float32Array, B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o3 = b * 3 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const r = sigmoid(gx[o3 + j] + gh[o3 + j]), z = sigmoid(gx[o3 + H + j] + gh[o3 + H + j]);
-      const n = Math.tanh(gx[o3 + 2 * H + j] + r * gh[o3 + 2 * H + j]);
-      gx[o3 + j] = r; gx[o3 + H + j] = z; gx[o3 + 2 * H + j] = n;
-      h[o1 + j] = (1 - z) * n + z * hPrev[o1 + j];
-    }
-  }
-}
-
-/**
- * GRU step backward. In: dh (B, H) from the step above in time, dy (B, H) from the layer above;
- * gates (B, 3H) activations r, z, n; gh (B, 3H); hPrev (B, H). Out: dGx, dGh (B, 3H) gradients of
- * the input and recurrent pre-activations; dh ← the direct part of d hPrev, z·dh (the caller's GEMM
- * adds dGh·W_hh).
- */
-function gruBackward(dGx: Float32Array, dGh: Float32Array, dh: Float32Array, dy: Float32Array, gates: Float32Array,
-                     gh: Float32Array, hPrev: Float32Array, B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o3 = b * 3 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const r = gates[o3 + j], z = gates[o3 + H + j], n = gates[o3 + 2 * H + j];
-      const dhj = dh[o1 + j] + dy[o1 + j];
-      const dn = dhj * (1 - z) * (1 - n * n);               // through tanh
-      const dr = dn * gh[o3 + 2 * H + j] * r * (1 - r);     // n's pre-activation holds r·gh_n
-      const dz = dhj * (hPrev[o1 + j] - n) * z * (1 - z);
-      dGx[o3 + j] = dr; dGx[o3 + H + j] = dz; dGx[o3 + 2 * H + j] = dn;
-      dGh[o3 + j] = dr; dGh[o3 + H + j] = dz; dGh[o3 + 2 * H + j] = dn * r;
-      dh[o1 + j] = dhj * z;
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Optimiser
 
@@ -378,12 +295,10 @@ function gruBackward(dGx: Float32Array, dGh: Float32Array, dh: Float32Array, dy:
  * the gradient is scaled by min(1, clip / (‖g‖ + 1e-6)); clip = 0 turns clipping off.
  * Returns ‖g‖ before clipping.
  */
-export function sgdStep(params: Float32Array, grads: Float32Array, lr: number, clip: number): number {
+export function sgdStep(params: Float32Array, grads: Float32Array, lr: number, clip: number, k: TrainKernels = reference): number {
   if (params.length !== grads.length) throw new RangeError(`sgdStep: params has ${params.length} elements, grads ${grads.length}`);
-  let ss = 0;
-  for (let i = 0; i < grads.length; i++) ss += grads[i] * grads[i];
-  const norm = Math.sqrt(ss), step = lr * (clip > 0 ? Math.min(1, clip / (norm + 1e-6)) : 1);
-  for (let i = 0; i < params.length; i++) params[i] -= step * grads[i];
+  const norm = Math.sqrt(k.sumSquares(grads, grads.length)), step = lr * (clip > 0 ? Math.min(1, clip / (norm + 1e-6)) : 1);
+  k.sgdUpdate(params, grads, step, params.length);
   return norm;
 }
 
@@ -397,7 +312,7 @@ export function trainStep(graph: LmGraph, params: Float32Array, grads: Float32Ar
   const loss = graph.forward(w.input, w.target, rng);
   graph.backward();
   masks?.maskGrads(grads);
-  return { loss, gradNorm: sgdStep(params, grads, lr, clip) };
+  return { loss, gradNorm: sgdStep(params, grads, lr, clip, graph.kernels) };
 }
 
 // ---------------------------------------------------------------------------------------------------
