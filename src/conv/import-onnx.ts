@@ -11,7 +11,7 @@
 // ResNet's own folding turns back into b); a BatchNormalization epsilon other than ours moves into var.
 import { BN_EPS, type ConvSpec } from "./layers.js";
 import { type ResNetConfig, type ResNetWeights, allocateResNetWeights, blockSpecs, checkConfig, resnetParameters, stemSpec } from "./resnet.js";
-import { checkAttributes, floatsOf, nodeName, readOnnxGraph, type AttributeValue, type NodeProto, type OnnxGraph } from "../onnx/model.js";
+import { attributes, checkAttributes, floatsOf, nodeName, readOnnxGraph, type AttributeValue, type NodeProto, type OnnxGraph } from "../onnx/model.js";
 
 const OPS = new Set(["Conv", "BatchNormalization", "Relu", "MaxPool", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Constant", "Identity"]);
 
@@ -97,7 +97,7 @@ export function resnetFromOnnx(g: OnnxGraph, options: ResNetOnnxOptions = {}): {
   if (size === undefined) fail(`input "${input.name}" has symbolic height ${JSON.stringify(dims[2])}; pass the image size`);
   if (dims.length !== 4 || (typeof dims[3] === "number" && dims[3] !== size)) fail(`input "${input.name}" has dims [${dims.join(", ")}]; expected [batch, channels, size, size] (square images)`);
   const config: ResNetConfig = {
-    stem: pool ? "imagenet" : "small", inChannels: stemW.dims[1], imageSize: size!, width: stemW.dims[0],
+    stem: pool ? "imagenet" : JSON.stringify(attributes(stem!.conv).get("strides")) === "[2,2]" ? "stride2" : "small", inChannels: stemW.dims[1], imageSize: size!, width: stemW.dims[0],
     classes: transB ? fcW.dims[0] : fcW.dims[1],
   };
   try { checkConfig(config); } catch (e) { fail(`the graph gives an unusable network: ${(e as Error).message}`); }

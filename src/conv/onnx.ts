@@ -5,7 +5,7 @@
 import { encodeModel, type NodeSpec, type TensorData } from "../onnx/proto.js";
 import type { OnnxModel, OrtPeer } from "../onnx/peer.js";
 import { BN_EPS } from "./layers.js";
-import { BLOCKS_PER_STAGE, type ResNetConfig, type ResNetWeights, STAGES, resnetParameters } from "./resnet.js";
+import { BLOCKS_PER_STAGE, type ResNetConfig, type ResNetWeights, STAGES, resnetParameters, stemSpec } from "./resnet.js";
 
 /** Input "images" (batch, inChannels, imageSize, imageSize); output "logits" (batch, classes). */
 export function resnetModel(c: ResNetConfig, weights: ResNetWeights, batch = 1): OnnxModel {
@@ -34,7 +34,8 @@ export function resnetModel(c: ResNetConfig, weights: ResNetWeights, batch = 1):
   };
   const relu = (x: string): string => { nodes.push({ opType: "Relu", inputs: [x], outputs: [`${x}.relu`] }); return `${x}.relu`; };
 
-  let x = c.stem === "imagenet" ? relu(convBn("images", "conv1", "bn1", 7, 2, 3)) : relu(convBn("images", "conv1", "bn1", 3, 1, 1));
+  const stem = stemSpec(c);
+  let x = relu(convBn("images", "conv1", "bn1", stem.kernel, stem.stride, stem.pad));
   if (c.stem === "imagenet") {
     nodes.push({
       opType: "MaxPool", inputs: [x], outputs: ["maxpool.out"],

@@ -4,8 +4,10 @@
 // Topology: a stem, four stages of two basic blocks (width w, 2w, 4w, 8w channels; the first block
 // of stages 2–4 halves the resolution with stride 2 and a 1×1 stride-2 projection on its shortcut),
 // global average pooling, a linear classifier. Basic block: conv3×3-BN-ReLU, conv3×3-BN, + shortcut,
-// ReLU. Two stems:
+// ReLU. Three stems:
 //   "small":    conv 3×3 stride 1 pad 1 (for 28×28 MNIST / Fashion-MNIST; no max pool, as CIFAR ResNets)
+//   "stride2":  conv 3×3 stride 2 pad 1 (28×28 → 14×14 before layer1: the full widths 64–512 train in
+//               a quarter of the "small" stem's operations; ImageNet's stem downsamples too, 4x)
 //   "imagenet": conv 7×7 stride 2 pad 3, then max pool 3×3 stride 2 pad 1 (torchvision's, for 224×224×3)
 // Not here: training, the dual-module convolution.
 import { type Backend, BN_EPS, type BatchNormParams, Conv2d, type ConvProfile, type ConvSpec, MaxPool2d, PoolLinear,
@@ -16,8 +18,11 @@ import { Rng } from "../util/random.js";
 // ---------------------------------------------------------------------------------------------
 // Config
 
+export type ResNetStem = "small" | "stride2" | "imagenet";
+export const RESNET_STEMS: readonly ResNetStem[] = ["small", "stride2", "imagenet"];
+
 export interface ResNetConfig {
-  stem: "small" | "imagenet";
+  stem: ResNetStem;
   inChannels: number;
   /** Input height and width. */
   imageSize: number;
@@ -26,9 +31,9 @@ export interface ResNetConfig {
   classes: number;
 }
 
-/** ResNet-18 for 28×28 grayscale images in 10 classes (MNIST, Fashion-MNIST). */
-export function resnet18Small(width = 64): ResNetConfig {
-  return { stem: "small", inChannels: 1, imageSize: 28, width, classes: 10 };
+/** ResNet-18 for 28×28 grayscale images in 10 classes (MNIST, Fashion-MNIST), with a 3×3 stem of stride 1 or 2. */
+export function resnet18Small(width = 64, stem: "small" | "stride2" = "small"): ResNetConfig {
+  return { stem, inChannels: 1, imageSize: 28, width, classes: 10 };
 }
 
 /** torchvision's ResNet-18 at ImageNet shapes (224×224×3, 1000 classes). */
@@ -37,13 +42,13 @@ export function resnet18ImageNet(width = 64): ResNetConfig {
 }
 
 export function checkConfig(c: ResNetConfig): void {
-  if (c.stem !== "small" && c.stem !== "imagenet") throw new RangeError(`ResNet: stem must be "small" or "imagenet", got ${String(c.stem)}`);
+  if (!RESNET_STEMS.includes(c.stem)) throw new RangeError(`ResNet: stem must be one of ${RESNET_STEMS.map((t) => `"${t}"`).join(", ")}, got ${String(c.stem)}`);
   for (const k of ["inChannels", "imageSize", "width", "classes"] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`ResNet: ${k} must be a positive integer, got ${c[k]}`);
   }
   // The last stage must keep at least one position; 28×28 is the smallest input the imagenet stem
   // (7×7 stride 2, max pool) is used with (a grayscale variant of torchvision's network: 14, 7, …, 1).
-  const minSize = c.stem === "imagenet" ? 28 : 8;
+  const minSize = c.stem === "imagenet" ? 28 : c.stem === "stride2" ? 16 : 8;
   if (c.imageSize < minSize) throw new RangeError(`ResNet: imageSize must be at least ${minSize} with the ${c.stem} stem, got ${c.imageSize}`);
 }
 
@@ -61,7 +66,7 @@ export const BLOCKS_PER_STAGE = 2;
 export function stemSpec(c: ResNetConfig): ConvSpec {
   return c.stem === "imagenet"
     ? { inChannels: c.inChannels, outChannels: c.width, kernel: 7, stride: 2, pad: 3 }
-    : { inChannels: c.inChannels, outChannels: c.width, kernel: 3, stride: 1, pad: 1 };
+    : { inChannels: c.inChannels, outChannels: c.width, kernel: 3, stride: c.stem === "stride2" ? 2 : 1, pad: 1 };
 }
 
 export function blockSpecs(c: ResNetConfig): BlockSpec[] {
