@@ -1,8 +1,8 @@
 // Image folders (src/data/image-folder.ts): the listing and the pixels are torchvision's (ImageFolder's
-// order; Resize, CenterCrop, ToTensor, Normalize: test/fixtures/image-folder-expected.json, written by
-// scripts/fixtures/make_image_fixtures.py), PNG and JPEG files written here with the same libraries
-// decode to their pixels, channels convert as PIL does, every bad input is one line naming the file
-// or folder; then `dmi eval cnn` and `dmi fit cnn` on a folder of digits with the fixture ResNet.
+// order; Resize, CenterCrop, ToTensor, Normalize; PIL's JPEG decoding: test/fixtures/image-folder-expected.json,
+// written by scripts/fixtures/make_image_fixtures.py), PNG files written here with pngjs and JPEGs
+// with jpeg-js decode to their pixels, channels convert as PIL does, every bad input is one line
+// naming the file or folder; then `dmi eval cnn` and `dmi fit cnn` on a folder of the ResNet fixture's Fashion-MNIST images.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
-import { listImageFolder, openImageFolder, readImageInput } from "../src/data/image-folder.js";
+import { decodeImage, listImageFolder, openImageFolder, readImageInput } from "../src/data/image-folder.js";
 import { type CnnEvalRow, main as evalCnn } from "../src/cli/eval-cnn.js";
 import { main as fitCnn } from "../src/cli/fit-cnn.js";
 
@@ -19,6 +19,7 @@ const FIXTURES = fileURLToPath(new URL("../../test/fixtures/", import.meta.url))
 const EXPECTED = JSON.parse(await readFile(join(FIXTURES, "image-folder-expected.json"), "utf8")) as {
   listing: { tree: string[]; classes: string[]; samples: [string, number][] };
   cases: { name: string; width: number; height: number; channels: number; resize: number; size: number; mean: number[]; std: number[]; expected: number[] }[];
+  jpegs: { name: string; width: number; height: number; channels: number; bytes: string; pixels: number[] }[];
 };
 const RESNET = JSON.parse(await readFile(join(FIXTURES, "resnet-expected.json"), "utf8")) as {
   pixels: number[][]; labels: number[]; normalisation: { mean: number; std: number };
@@ -75,10 +76,19 @@ test("listing: torchvision ImageFolder's classes and sample order on awkward nam
 for (const c of EXPECTED.cases) {
   test(`pixels ${c.name}: ${c.width}×${c.height} → Resize(${c.resize}), CenterCrop(${c.size}), Normalize as torchvision, bit for bit`, async () => {
     const path = await put(join(tmp, "cases", `${c.name}.png`), png(c.width, c.height, source(c.width, c.height)));
-    const x = readImageInput(path, { channels: c.channels, size: c.size, resize: c.resize, mean: c.mean, std: c.std });
+    const x = await readImageInput(path, { channels: c.channels, size: c.size, resize: c.resize, mean: c.mean, std: c.std });
     assert.equal(x.length, c.expected.length);
     const differ = [...x].flatMap((v, i) => (v === c.expected[i] ? [] : [`${i}: ${v} vs ${c.expected[i]}`]));
     assert.deepEqual(differ, []);
+  });
+}
+
+for (const c of EXPECTED.jpegs) {
+  test(`JPEG ${c.name}: PIL's pixels bit for bit (libjpeg-turbo)`, async () => {
+    const px = await decodeImage(Buffer.from(c.bytes, "base64"), `${c.name}.jpg`);
+    assert.deepEqual([px.width, px.height, px.stride], [c.width, c.height, c.channels]);
+    const differ = c.pixels.flatMap((v, i) => (px.data[i] === v ? [] : [`${i}: ${px.data[i]} vs ${v}`]));
+    assert.deepEqual(differ.slice(0, 10), [], `${differ.length} of ${c.pixels.length} values differ`);
   });
 }
 
@@ -90,21 +100,21 @@ test("decoding: PNG colour types and JPEG give their pixels; grey to RGB repeats
   };
   const n = 36, get = (x: Float32Array, c: number, i: number) => Math.round(x[c * n + i] * 255);
   for (const file of [files.rgb, files.rgba]) {
-    const x = readImageInput(file, { channels: 3, size: 6 });
+    const x = await readImageInput(file, { channels: 3, size: 6 });
     for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) assert.equal(get(x, c, i), sq[3 * i + c], `${file} pixel ${i} channel ${c}`);
-    const g = readImageInput(file, { channels: 1, size: 6 });
+    const g = await readImageInput(file, { channels: 1, size: 6 });
     for (let i = 0; i < n; i++) {
       const luma = (sq[3 * i] * 19595 + sq[3 * i + 1] * 38470 + sq[3 * i + 2] * 7471 + 0x8000) >>> 16;
       assert.equal(get(g, 0, i), luma, `${file} grey pixel ${i}`);
     }
   }
-  const grey3 = readImageInput(files.grey, { channels: 3, size: 6 }), grey1 = readImageInput(files.grey, { channels: 1, size: 6 });
+  const grey3 = await readImageInput(files.grey, { channels: 3, size: 6 }), grey1 = await readImageInput(files.grey, { channels: 1, size: 6 });
   for (let i = 0; i < n; i++) {
     assert.equal(get(grey1, 0, i), sq[3 * i], `grey pixel ${i}`);
     for (let c = 0; c < 3; c++) assert.equal(get(grey3, c, i), sq[3 * i], `grey as RGB pixel ${i} channel ${c}`);
   }
   // JPEG at quality 100 is lossy (chroma included): within a few levels of the source.
-  const j = readImageInput(files.jpg, { channels: 3, size: 6 });
+  const j = await readImageInput(files.jpg, { channels: 3, size: 6 });
   let worst = 0;
   for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(get(j, c, i) - sq[3 * i + c]));
   assert.ok(worst <= 24, `JPEG worst difference ${worst} levels`);
@@ -124,17 +134,17 @@ test("bad folders and files are one line naming the folder or the file", async (
 
   const options = { channels: 3, size: 4 };
   const text = await put(join(dir, "files", "text.png"), "hello, not a picture");
-  assert.throws(() => readImageInput(text, options), /^Error: .*text\.png: not a PNG or JPEG file \(it starts with 68 65 6c 6c\)$/);
+  await assert.rejects(readImageInput(text, options), /^Error: .*text\.png: not a PNG or JPEG file \(it starts with 68 65 6c 6c\)$/);
   const truncatedPng = await put(join(dir, "files", "cut.png"), small.subarray(0, small.length - 20));
-  assert.throws(() => readImageInput(truncatedPng, options), /^Error: .*cut\.png: not a decodable PNG \(.+\); the file is damaged or truncated/);
+  await assert.rejects(readImageInput(truncatedPng, options), /^Error: .*cut\.png: not a decodable PNG \(.+\); the file is damaged or truncated/);
   const photo = jpg(16, 16, source(16, 16));
   const truncatedJpg = await put(join(dir, "files", "cut.jpg"), photo.subarray(0, photo.length >> 1));
-  assert.throws(() => readImageInput(truncatedJpg, { channels: 3, size: 16 }), /^Error: .*cut\.jpg: not a decodable JPEG \(.+\); the file is damaged or truncated/);
+  await assert.rejects(readImageInput(truncatedJpg, { channels: 3, size: 16 }), /^Error: .*cut\.jpg: not a decodable JPEG \(libjpeg-turbo refused it\); the file is damaged or truncated/);
   const big = await put(join(dir, "files", "big.png"), png(7, 5, source(7, 5)));
-  assert.throws(() => readImageInput(big, options), /big\.png: 7×5 pixels, but the network takes 4×4; resize the images to 4×4, or pass --resize N/);
-  assert.throws(() => readImageInput(big, { ...options, resize: 4, size: 5 }), /big\.png: --resize 4 makes it 5×4, smaller than the network's 5×5/);
-  assert.throws(() => readImageInput(big, { ...options, resize: 5, mean: [0.5, 0.5] }), /--mean: 2 values for a network of 3 input channels; give one value, or one per channel/);
-  assert.throws(() => readImageInput(big, { ...options, resize: 5, std: [0] }), /--std: 0 must be a positive finite number/);
+  await assert.rejects(readImageInput(big, options), /big\.png: 7×5 pixels, but the network takes 4×4; resize the images to 4×4, or pass --resize N/);
+  await assert.rejects(readImageInput(big, { ...options, resize: 4, size: 5 }), /big\.png: --resize 4 makes it 5×4, smaller than the network's 5×5/);
+  await assert.rejects(readImageInput(big, { ...options, resize: 5, mean: [0.5, 0.5] }), /--mean: 2 values for a network of 3 input channels; give one value, or one per channel/);
+  await assert.rejects(readImageInput(big, { ...options, resize: 5, std: [0] }), /--std: 0 must be a positive finite number/);
 
   const ok = join(dir, "three-classes");
   for (const c of ["a", "b", "c"]) await put(join(ok, c, "x.png"), small);
@@ -145,11 +155,11 @@ test("bad folders and files are one line naming the folder or the file", async (
   await put(join(broken, "a", "good.png"), small);
   await put(join(broken, "b", "bad.png"), small.subarray(0, 30));
   const source2 = openImageFolder(broken, { ...options, classes: 2 });
-  assert.throws(() => source2.inputs(0, 2), /bad\.png: not a decodable PNG/);
+  await assert.rejects(source2.inputs(0, 2), /bad\.png: not a decodable PNG/);
 });
 
 /** A folder of the fixture's Fashion-MNIST images, ten classes: the four fixture images in their classes, and more from them. */
-async function digitFolder(root: string): Promise<Map<string, number[]>> {
+async function fixtureImageFolder(root: string): Promise<Map<string, number[]>> {
   const pixelsOf = new Map<string, number[]>();
   for (let label = 0; label < 10; label++) {
     for (let k = 0; k < 3; k++) {
@@ -166,14 +176,14 @@ async function digitFolder(root: string): Promise<Map<string, number[]>> {
 }
 
 test("a folder source: shuffled order over classes, labels follow files, inputs are the fixture's normalisation bit for bit", async () => {
-  const root = join(tmp, "digits"), pixelsOf = await digitFolder(root), { mean, std } = RESNET.normalisation, f = Math.fround;
+  const root = join(tmp, "fashion"), pixelsOf = await fixtureImageFolder(root), { mean, std } = RESNET.normalisation, f = Math.fround;
   const listing = listImageFolder(root);
   const src = openImageFolder(root, { channels: 1, size: 28, mean: [mean], std: [std], classes: 10 });
   assert.equal(src.count, 30);
   assert.deepEqual([...src.labels].sort((a, b) => a - b), [...listing.labels]);
   assert.notDeepEqual([...src.labels], [...listing.labels], "shuffled");
   assert.ok(new Set(src.labels.subarray(0, 10)).size >= 5, `the first 10 images span the classes: ${src.labels.subarray(0, 10)}`);
-  const inputs = src.inputs(0, src.count);
+  const inputs = await src.inputs(0, src.count);
   // Each input is one file's pixels through (p / 255 − mean) / std in float32 steps, and its label is that file's class.
   for (const [i, x] of inputs.entries()) {
     const file = [...pixelsOf.keys()].find((p) => {
@@ -183,13 +193,13 @@ test("a folder source: shuffled order over classes, labels follow files, inputs 
     assert.ok(file, `input ${i} is one of the files`);
     assert.equal(src.labels[i], Number(/class(\d)/.exec(file!)![1]), `label of ${file}`);
   }
-  assert.throws(() => src.inputs(25, 10), /images 25–34 asked for, it has 30/);
+  await assert.rejects(src.inputs(25, 10), /images 25–34 asked for, it has 30/);
 });
 
 test("dmi eval cnn and fit cnn on a folder: the ONNX fixture ResNet, --images/--fit-images, --mean/--std saved with the dual file", async () => {
   const root = join(tmp, "eval"), onnx = join(FIXTURES, "resnet18-w4-bn.onnx"), { mean, std } = RESNET.normalisation;
-  await digitFolder(join(root, "test"));
-  await digitFolder(join(root, "train"));
+  await fixtureImageFolder(join(root, "test"));
+  await fixtureImageFolder(join(root, "train"));
   const json = join(root, "rows.json"), quick = ["--threads", "1", "--timed", "2", "--rounds", "1", "--repeats", "1"];
   const norm = ["--mean", String(mean), "--std", String(std)];
   await evalCnn(["--onnx", onnx, "--images", join(root, "test"), "--fit-images", join(root, "train"), ...norm, "--fit", "12", "--calibrate", "12",

@@ -131,7 +131,7 @@ export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork>
   if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} images of ${train.name}`);
   return {
     config, weights, model, weightsKind: values.checkpoint || values.onnx ? "checkpoint" : "random", dataset, little: { projection, k, bits },
-    fitImages: train.inputs(0, fit), calImages: train.inputs(fit, calibrate), train, test,
+    fitImages: await train.inputs(0, fit), calImages: await train.inputs(fit, calibrate), train, test,
   };
 }
 
@@ -237,14 +237,14 @@ export async function main(argv: string[]): Promise<void> {
       if (validation > 0) {
         const { train } = opened, from = opened.fitImages.length + opened.calImages.length;
         if (from + validation > train.count) throw new Error(`--fit + --calibrate + --validation ${validation} exceed the ${train.count} images of ${train.name}`);
-        valImages = train.inputs(from, validation);
+        valImages = await train.inputs(from, validation);
         valLabels = train.labels.subarray(from, from + validation);
       }
     }
     const config = net.config;
     const testCount = values.test === undefined ? test.count : integer("test", values.test, 1);
     if (testCount > test.count) throw new Error(`--test ${testCount} exceeds the ${test.count} test images of ${test.name}`);
-    const testImages = test.inputs(0, testCount), labels = test.labels.subarray(0, testCount);
+    const testImages = await test.inputs(0, testCount), labels = test.labels.subarray(0, testCount);
     const timedImages = testImages.slice(0, counts.timed);
     console.error(`${describe(config)}, ${values.dual ?? values.checkpoint ?? "random weights"}, ${dataset}; ${rt.variant} build, threads ${threadCounts.join(",")}`);
     // Every point is scored on validation images when there are some, else on the test set.

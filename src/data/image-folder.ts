@@ -4,9 +4,11 @@
 //   classes:   the sub-folders of DIR sorted by name (code points), label = index (ImageFolder);
 //              images found recursively under each, in sorted order; files with other extensions
 //              ignored; an image type we cannot decode (.bmp, .webp, …) refused naming the file.
-//   decoding:  by content (PNG or JPEG signature), with pngjs and jpeg-js (pure JS, no native build);
-//              16-bit PNGs come down to 8 bits (pngjs), JPEG pixels may differ from libjpeg's by a
-//              level or two (another IDCT), EXIF orientation is not applied (nor is it by PIL).
+//   decoding:  by content (PNG or JPEG signature): PNG with pngjs (pure JS); JPEG with libjpeg-turbo
+//              compiled to WebAssembly (@cornerstonejs/codec-libjpeg-turbo-8bit, no native build),
+//              the library PIL decodes with, so pixels are PIL's bit for bit (jpeg-js, pure JS, was
+//              up to 25 levels off on a real 4:2:0 photo: it upsamples chroma another way). 16-bit
+//              PNGs come down to 8 bits (pngjs); EXIF orientation is not applied (nor is it by PIL).
 //   channels:  a 3-channel network gets R, G, B (alpha dropped, grey repeated: PIL's convert("RGB"));
 //              a 1-channel network gets PIL's convert("L") luma, (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16.
 //   size:      an image of the network's size is taken as it is; any other is refused unless `resize`
@@ -17,9 +19,9 @@
 // Images are decoded when asked for, so a folder larger than memory can be listed and sampled.
 // Not here: MNIST and Fashion-MNIST (./images.ts), augmentation, or any writing of images.
 import { readFileSync, readdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { extname, join } from "node:path";
 import { PNG } from "pngjs";
-import jpeg from "jpeg-js";
 import { Rng } from "../util/random.js";
 import { oneLine } from "../util/one-line.js";
 import { Progress } from "../util/progress.js";
@@ -47,7 +49,7 @@ export interface ImageSource {
   /** (count) the class of each image. */
   labels: Int32Array;
   /** Images from … from + n − 1 as (channels, size, size) inputs. */
-  inputs(from: number, n: number): Float32Array[];
+  inputs(from: number, n: number): Promise<Float32Array[]>;
 }
 
 /** torchvision's IMG_EXTENSIONS: files ImageFolder takes as images; only PNG and JPEG are decoded here. */
@@ -120,14 +122,89 @@ function imagesUnder(dir: string): string[] {
 // ---------------------------------------------------------------------------------------------
 // One image
 
-/** Decoded pixels: (height, width, 4) RGBA for a PNG, (height, width, 3) RGB for a JPEG. */
-interface Pixels { width: number; height: number; stride: 3 | 4; data: Uint8Array }
+/** Decoded pixels: (height, width, 4) RGBA for a PNG, (height, width, 3) RGB or (height, width) grey for a JPEG. */
+export interface Pixels { width: number; height: number; stride: 1 | 3 | 4; data: Uint8Array }
+
+/** The part of the libjpeg-turbo module we call (embind classes; the package ships no types). */
+interface LibJpegTurbo {
+  JPEGDecoder: new () => {
+    getEncodedBuffer(bytes: number): Uint8Array; decode(): void; getDecodedBuffer(): Uint8Array; delete(): void;
+    getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number };
+  };
+}
+let libJpegTurbo: Promise<LibJpegTurbo> | undefined;
+/** The module, instantiated once per process (Emscripten's factory is asynchronous). */
+function loadLibJpegTurbo(): Promise<LibJpegTurbo> {
+  const factory = createRequire(import.meta.url)("@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs") as () => Promise<LibJpegTurbo>;
+  return (libJpegTurbo ??= factory());
+}
+
+/**
+ * PIL's Image.MAX_IMAGE_PIXELS (it warns of a decompression bomb above it). Checked before decoding:
+ * the 32-bit module's byte counts of a larger image can wrap around and corrupt its memory.
+ */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+/** Width, height and components from a JPEG's frame header (SOFn), or null when there is none before the scan. */
+function jpegFrame(b: Uint8Array): { width: number; height: number; components: number } | null {
+  let at = 2;
+  while (at + 4 <= b.length) {
+    if (b[at] !== 0xff) return null;
+    const marker = b[at + 1];
+    if (marker === 0xff) { at++; continue; } // fill byte
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { at += 2; continue; } // no length
+    if (marker === 0xda) return null; // the scan, and no frame header before it
+    const length = (b[at + 2] << 8) | b[at + 3];
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (isFrame) return at + 10 > b.length ? null : { height: (b[at + 5] << 8) | b[at + 6], width: (b[at + 7] << 8) | b[at + 8], components: b[at + 9] };
+    at += 2 + length;
+  }
+  return null;
+}
+
+function decodeJpeg(lib: LibJpegTurbo, bytes: Uint8Array, path: string): Pixels {
+  const frame = jpegFrame(bytes);
+  if (frame && frame.width * frame.height > MAX_IMAGE_PIXELS) {
+    throw new Error(`${path}: a JPEG of ${frame.width}×${frame.height} pixels, more than the ${MAX_IMAGE_PIXELS} PIL opens without a warning; shrink it first`);
+  }
+  // libjpeg's errors reach JavaScript as a bare C++ exception (a number), without its text; an Error
+  // is the module itself failing, and the next image then gets a fresh one.
+  const refused = (e: unknown): Error => {
+    if (e instanceof Error) libJpegTurbo = undefined;
+    return new Error(`${path}: not a decodable JPEG (libjpeg-turbo refused it${e instanceof Error ? `: ${oneLine(e.message)}` : ""}); ` +
+      "the file is damaged or truncated: re-save or remove it");
+  };
+  let decoder: InstanceType<LibJpegTurbo["JPEGDecoder"]>;
+  try {
+    decoder = new lib.JPEGDecoder();
+  } catch (e) {
+    throw refused(e);
+  }
+  try {
+    let info;
+    try {
+      decoder.getEncodedBuffer(bytes.length).set(bytes);
+      decoder.decode();
+      info = decoder.getFrameInfo();
+    } catch (e) {
+      throw refused(e);
+    }
+    const { width, height, componentCount, bitsPerSample } = info;
+    if (bitsPerSample !== 8 || (componentCount !== 1 && componentCount !== 3)) {
+      throw new Error(`${path}: a JPEG of ${componentCount} components of ${bitsPerSample} bits; only 8-bit grey or colour (YCbCr, RGB) JPEGs are read: re-save it as RGB`);
+    }
+    // A copy: the decoder's buffer is a view of the module's memory, reused and freed.
+    return { width, height, stride: componentCount as 1 | 3, data: decoder.getDecodedBuffer().slice(0, width * height * componentCount) };
+  } finally {
+    try { decoder.delete(); } catch { libJpegTurbo = undefined; }
+  }
+}
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47], JPEG_MAGIC = [0xff, 0xd8, 0xff];
 const startsWith = (b: Uint8Array, magic: number[]) => magic.every((m, i) => b[i] === m);
 
 /** The pixels of a PNG or JPEG file's bytes; one line naming `path` when they are neither, or broken. */
-export function decodeImage(bytes: Uint8Array, path: string): Pixels {
+export async function decodeImage(bytes: Uint8Array, path: string): Promise<Pixels> {
   const why = (e: unknown) => oneLine(e instanceof Error ? e.message : String(e));
   if (startsWith(bytes, PNG_MAGIC)) {
     try {
@@ -137,15 +214,7 @@ export function decodeImage(bytes: Uint8Array, path: string): Pixels {
       throw new Error(`${path}: not a decodable PNG (${why(e)}); the file is damaged or truncated: re-save or remove it`);
     }
   }
-  if (startsWith(bytes, JPEG_MAGIC)) {
-    try {
-      // Not tolerant: a truncated JPEG is an error (PIL's default), not an image with a grey bottom.
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
-      return { width: img.width, height: img.height, stride: 3, data: img.data };
-    } catch (e) {
-      throw new Error(`${path}: not a decodable JPEG (${why(e)}); the file is damaged or truncated: re-save or remove it`);
-    }
-  }
+  if (startsWith(bytes, JPEG_MAGIC)) return decodeJpeg(await loadLibJpegTurbo(), bytes, path);
   throw new Error(`${path}: not a PNG or JPEG file (it starts with ${Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") || "nothing"})`);
 }
 
@@ -153,7 +222,7 @@ export function decodeImage(bytes: Uint8Array, path: string): Pixels {
 function planes(px: Pixels, channels: number): Uint8Array {
   const n = px.width * px.height, out = new Uint8Array(channels * n), { data, stride } = px;
   for (let i = 0; i < n; i++) {
-    const r = data[i * stride], g = data[i * stride + 1], b = data[i * stride + 2];
+    const at = i * stride, r = data[at], g = stride === 1 ? r : data[at + 1], b = stride === 1 ? r : data[at + 2];
     if (channels === 1) out[i] = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
     else { out[i] = r; out[n + i] = g; out[2 * n + i] = b; }
   }
@@ -207,7 +276,7 @@ function roundHalfEven(v: number): number {
  * One image file as a network input (channels, size, size), as described at the top of this file;
  * one line naming the file for anything wrong with it.
  */
-export function readImageInput(path: string, options: ImageInputOptions): Float32Array {
+export async function readImageInput(path: string, options: ImageInputOptions): Promise<Float32Array> {
   const { channels, size } = options;
   let bytes: Uint8Array;
   try {
@@ -215,7 +284,7 @@ export function readImageInput(path: string, options: ImageInputOptions): Float3
   } catch (e) {
     throw new Error(`${path}: cannot be read (${(e as Error).message})`);
   }
-  const px = decodeImage(bytes, path);
+  const px = await decodeImage(bytes, path);
   let p = planes(px, channels), h = px.height, w = px.width;
   if (options.resize === undefined) {
     if (w !== size || h !== size) {
@@ -291,16 +360,17 @@ export function openImageFolder(dir: string, options: ImageInputOptions & { clas
   return {
     name: dir, count: order.length, classes: listing.classes,
     labels: Int32Array.from(order, (i) => listing.labels[i]),
-    inputs(from, n) {
+    async inputs(from, n) {
       if (!(Number.isInteger(from) && Number.isInteger(n) && from >= 0 && n >= 0 && from + n <= order.length)) {
         throw new RangeError(`image folder ${dir}: images ${from}–${from + n - 1} asked for, it has ${order.length}`);
       }
       const bar = n >= PROGRESS_FROM ? new Progress(`decoding ${dir}`, n, "img") : null;
-      return Array.from({ length: n }, (_, i) => {
-        const x = readImageInput(listing.files[order[from + i]], options);
+      const out: Float32Array[] = [];
+      for (let i = 0; i < n; i++) {
+        out.push(await readImageInput(listing.files[order[from + i]], options));
         bar?.update(i + 1);
-        return x;
-      });
+      }
+      return out;
     },
   };
 }

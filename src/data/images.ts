@@ -105,6 +105,6 @@ export function imageSetSource(set: ImageSet, options: ImageInputOptions): Image
   if (options.resize !== undefined) throw new Error(`--resize is for image folders: ${set.dataset} images are upscaled by whole multiples of ${IMAGE_SIZE}`);
   return {
     name: set.dataset, count: set.count, labels: Int32Array.from(set.labels),
-    inputs: (from, n) => Array.from({ length: n }, (_, i) => normalise(imageAsInput(set, from + i, options.channels, options.size), options)),
+    inputs: async (from, n) => Array.from({ length: n }, (_, i) => normalise(imageAsInput(set, from + i, options.channels, options.size), options)),
   };
 }
