@@ -140,6 +140,15 @@ test("bad folders and files are one line naming the folder or the file", async (
   const photo = jpg(16, 16, source(16, 16));
   const truncatedJpg = await put(join(dir, "files", "cut.jpg"), photo.subarray(0, photo.length >> 1));
   await assert.rejects(readImageInput(truncatedJpg, { channels: 3, size: 16 }), /^Error: .*cut\.jpg: not a decodable JPEG \(libjpeg-turbo refused it\); the file is damaged or truncated/);
+  // Header sizes above PIL's decompression-bomb limit are refused before any pixel is allocated.
+  const hugeJpg = Uint8Array.from(photo), sof = hugeJpg.findIndex((b, i) => b === 0xff && hugeJpg[i + 1] === 0xc0);
+  hugeJpg.set([0xfd, 0xe8, 0xfd, 0xe8], sof + 5);
+  await assert.rejects(readImageInput(await put(join(dir, "files", "huge.jpg"), hugeJpg), options), /huge\.jpg: a JPEG of 65000×65000 pixels, more than the 89478485 PIL opens/);
+  const hugePng = Uint8Array.from(small);
+  new DataView(hugePng.buffer).setUint32(16, 100_000);
+  new DataView(hugePng.buffer).setUint32(20, 100_000);
+  await assert.rejects(readImageInput(await put(join(dir, "files", "huge.png"), hugePng), options), /huge\.png: a PNG of 100000×100000 pixels, more than/);
+  assert.ok((await readImageInput(await put(join(dir, "files", "fine.jpg"), photo), { channels: 3, size: 16 })).length === 768, "the JPEG module still works");
   const big = await put(join(dir, "files", "big.png"), png(7, 5, source(7, 5)));
   await assert.rejects(readImageInput(big, options), /big\.png: 7×5 pixels, but the network takes 4×4; resize the images to 4×4, or pass --resize N/);
   await assert.rejects(readImageInput(big, { ...options, resize: 4, size: 5 }), /big\.png: --resize 4 makes it 5×4, smaller than the network's 5×5/);

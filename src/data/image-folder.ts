@@ -140,10 +140,17 @@ function loadLibJpegTurbo(): Promise<LibJpegTurbo> {
 }
 
 /**
- * PIL's Image.MAX_IMAGE_PIXELS (it warns of a decompression bomb above it). Checked before decoding:
- * the 32-bit module's byte counts of a larger image can wrap around and corrupt its memory.
+ * PIL's Image.MAX_IMAGE_PIXELS (it warns of a decompression bomb above it). Checked from the header
+ * before decoding: the 32-bit JPEG module's byte counts of a larger image can wrap around and
+ * corrupt its memory, and a PNG's pixels are allocated from its header.
  */
 export const MAX_IMAGE_PIXELS = 89_478_485;
+
+function checkPixels(width: number, height: number, path: string, format: string): void {
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new Error(`${path}: a ${format} of ${width}×${height} pixels, more than the ${MAX_IMAGE_PIXELS} PIL opens without a warning; shrink it first`);
+  }
+}
 
 /** Width, height and components from a JPEG's frame header (SOFn), or null when there is none before the scan. */
 function jpegFrame(b: Uint8Array): { width: number; height: number; components: number } | null {
@@ -164,9 +171,7 @@ function jpegFrame(b: Uint8Array): { width: number; height: number; components: 
 
 function decodeJpeg(lib: LibJpegTurbo, bytes: Uint8Array, path: string): Pixels {
   const frame = jpegFrame(bytes);
-  if (frame && frame.width * frame.height > MAX_IMAGE_PIXELS) {
-    throw new Error(`${path}: a JPEG of ${frame.width}×${frame.height} pixels, more than the ${MAX_IMAGE_PIXELS} PIL opens without a warning; shrink it first`);
-  }
+  if (frame) checkPixels(frame.width, frame.height, path, "JPEG");
   // libjpeg's errors reach JavaScript as a bare C++ exception (a number), without its text; an Error
   // is the module itself failing, and the next image then gets a fresh one.
   const refused = (e: unknown): Error => {
@@ -207,6 +212,8 @@ const startsWith = (b: Uint8Array, magic: number[]) => magic.every((m, i) => b[i
 export async function decodeImage(bytes: Uint8Array, path: string): Promise<Pixels> {
   const why = (e: unknown) => oneLine(e instanceof Error ? e.message : String(e));
   if (startsWith(bytes, PNG_MAGIC)) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    if (bytes.length >= 24) checkPixels(dv.getUint32(16), dv.getUint32(20), path, "PNG"); // IHDR, which comes first
     try {
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
       return { width: png.width, height: png.height, stride: 4, data: png.data };
