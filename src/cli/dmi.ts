@@ -8,7 +8,7 @@ enableRelaxedSimd();
 interface Command { summary: string; run: (args: string[]) => Promise<void> }
 
 /** Every command; its module is src/cli/<name with a dash>.ts, exporting main(args). */
-type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "bench train" | "data" | "train lm" | "train cnn" | "eval lm"
+type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "bench train" | "data" | "train lm" | "train cnn" | "train nmt" | "translate" | "eval lm" | "eval nmt"
   | "fit cnn" | "eval cnn" | "tables lm" | "tables prune" | "demo" | "serve";
 
 const COMMANDS = {
@@ -44,9 +44,21 @@ const COMMANDS = {
     summary: "train ResNet-18 (28×28 stem, any width) on MNIST or Fashion-MNIST: SGD with momentum, cosine schedule, checkpoints and --resume",
     run: async (args) => (await import("./train-cnn.js")).main(args),
   },
+  "train nmt": {
+    summary: "train the GNMT translation model (Bible En–Es or --pairs FILE): label smoothing, Adam with warm-up and decay, checkpoints and --resume",
+    run: async (args) => (await import("./train-nmt.js")).main(args),
+  },
+  "translate": {
+    summary: "translate sentences from standard input with a trained GNMT checkpoint, dense or with the dual-module decoder (--ratio R)",
+    run: async (args) => (await import("./translate.js")).main(args),
+  },
   "eval lm": {
     summary: "perplexity of a language model on its test split, dense and dual-module at each insensitive ratio",
     run: async (args) => (await import("./eval-lm.js")).main(args),
+  },
+  "eval nmt": {
+    summary: "BLEU of a GNMT checkpoint, dense and with the dual-module decoder at each insensitive ratio (greedy and beam), with the decoder step's time",
+    run: async (args) => (await import("./eval-nmt.js")).main(args),
   },
   "fit cnn": {
     summary: "fit and calibrate a trained ResNet-18's little modules once and save the dual-module network for serving",

@@ -34,7 +34,7 @@ const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 // One LSTM layer over a sequence: buffers for (T, B), forward, backward
 
 /** Backward scratch shared by all layers of a graph (each layer consumes it before the next needs it). */
-interface Scratch { dG: Float32Array; dh: Float32Array; dc: Float32Array; ones: Float32Array; biasSum: Float32Array }
+interface Scratch { dG: Float32Array; dh: Float32Array; dc: Float32Array; biasSum: Float32Array }
 
 class LstmSeq {
   readonly x: Float32Array;     // (T·B, In) input, written by the graph before forward
@@ -91,11 +91,10 @@ class LstmSeq {
         this.tanhC.subarray(t * B * H), B, H);
       if (t > 0) k.gemm(dh, dGt, w.weight_hh, B, H, G, false, false, false);
     }
-    const ones = this.s.ones.subarray(0, N);
     k.gemm(g.weight_ih, dG, this.x.subarray(0, N * In), G, In, N, true, false, true);
     k.gemm(g.weight_hh, dG, this.h.subarray(0, N * H), G, H, N, true, false, true);
-    k.gemm(g.bias_ih, ones, dG, 1, G, N, false, false, true);
-    k.gemm(g.bias_hh, ones, dG, 1, G, N, false, false, true);
+    columnSums(this.s.biasSum, dG, N, G);
+    for (let r = 0; r < G; r++) { g.bias_ih[r] += this.s.biasSum[r]; g.bias_hh[r] += this.s.biasSum[r]; }
     k.gemm(this.dx.subarray(0, N * In), dG, w.weight_ih, N, In, G, false, false, false);
   }
 }
@@ -179,7 +178,7 @@ export class GnmtGraph {
   private readonly dTop: Float32Array;
   private readonly logits: Float32Array;   // (CHUNK, V)
   private readonly targets: Int32Array;    // (Tt·B)
-  private readonly ones: Float32Array;     // (CHUNK)
+  private readonly biasScratch: Float32Array; // (V) column sums of a chunk's logit gradients
   private batch: PairBatch | null = null;
   private count = 0;                       // real target rows of the last forward
   private dropped = false;
@@ -200,7 +199,7 @@ export class GnmtGraph {
     this.k = rt.kernels;
     this.params = viewParams(config, params);
     this.grads = grads && viewParams(config, grads);
-    const s: Scratch = { dG: f32(train ? T * B * 4 * H : 0), dh: f32(B * H), dc: f32(B * H), ones: f32(T * B).fill(1), biasSum: f32(4 * H) };
+    const s: Scratch = { dG: f32(train ? T * B * 4 * H : 0), dh: f32(B * H), dc: f32(B * H), biasSum: f32(4 * H) };
     const gw = (i: number, which: "encoder" | "decoder") => this.grads ? this.grads[which][i] : null;
     this.enc = this.params.encoder.map((w, i) => new LstmSeq(rt, this.k, i < 2 ? H : encoderInput(config, i - 1), H, Ts, B, w, gw(i, "encoder"), s));
     this.dec = this.params.decoder.map((w, l) => new LstmSeq(rt, this.k, decoderInput(config, l), H, Tt, B, w, gw(l, "decoder"), s));
@@ -227,7 +226,7 @@ export class GnmtGraph {
     this.dTop = f32(train ? Tt * B * H : 0);
     this.logits = f32(CHUNK * V);
     this.targets = rt.heap.i32(Tt * B);
-    this.ones = f32(CHUNK).fill(1);
+    this.biasScratch = new Float32Array(V);
   }
 
   /** Real target tokens of the last forward (the loss's denominator). */
@@ -398,7 +397,8 @@ export class GnmtGraph {
       }
       const g = this.grads!;
       k.gemm(g.classifier, logits, x, V, H, C, true, false, true);
-      k.gemm(g.classifierBias, this.ones.subarray(0, C), logits, 1, V, C, false, false, true);
+      columnSums(this.biasScratch, logits, C, V);
+      for (let v = 0; v < V; v++) g.classifierBias[v] += this.biasScratch[v];
       k.gemm(this.dTop.subarray(r0 * H, (r0 + C) * H), logits, W, C, H, V, false, false, false);
     }
     return total;
@@ -563,6 +563,15 @@ export class GnmtGraph {
       if (!(b.srcLen[i] >= 1 && b.srcLen[i] <= b.srcSteps)) throw new RangeError(`${kn}: srcLen[${i}] = ${b.srcLen[i]} is outside 1..${b.srcSteps}`);
       if (!(b.tgtLen[i] >= 1 && b.tgtLen[i] <= b.tgtSteps)) throw new RangeError(`${kn}: tgtLen[${i}] = ${b.tgtLen[i]} is outside 1..${b.tgtSteps}`);
     }
+  }
+}
+
+/** out (cols) = Σ over rows of a (rows, cols): a bias gradient (a plain loop: a GEMM with one output row is slower). */
+function columnSums(out: Float32Array, a: Float32Array, rows: number, cols: number): void {
+  out.fill(0, 0, cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let c = 0; c < cols; c++) out[c] += a[o + c];
   }
 }
 
