@@ -1,6 +1,10 @@
 // Fork/join over worker threads that share the kernels' memory. The calling thread is thread 0 and
-// does its own share; workers wake on an Atomics counter, run the same exported kernel with their
-// (tid, nth), and count themselves done. No messages on the hot path, no locks inside kernels.
+// does its own share; workers wake on an Atomics counter, claim their share, run the same exported
+// kernel with their (tid, nth), and count themselves done. No messages on the hot path, no locks
+// inside kernels. A share is claimed by one compare-exchange, so when the calling thread is done
+// with its own share it takes over every share whose worker has not started yet (asleep, or not
+// scheduled because another process holds the core): on a busy machine a call then costs what one
+// thread costs instead of waiting for a worker to be scheduled.
 // Workers are started by the platform module (worker_threads in Node, Web Workers in a browser).
 import { CAN_BLOCK, startWorker, type KernelWorker } from "./platform.js";
 import { kernelNames } from "./wasm.js";
@@ -9,9 +13,12 @@ import { kernelNames } from "./wasm.js";
  *  kernelNames), so a name it lacks is an error at the first call, naming what the module has. */
 export type KernelName = string;
 
-// Control block layout (Int32 slots), followed by the argument slots (Float64).
-export const CTL = { generation: 0, done: 1, kernel: 2, nth: 3, stop: 4, failed: 5, argc: 6 } as const;
-export const CTL_INTS = 8;
+// Control block layout (Int32 slots): the call's fields, then one claim slot per share (share s at
+// CTL.claims + s; share 0 is always the calling thread's), followed by the argument slots (Float64).
+// A share of generation g is open while its slot holds ~g and taken once it holds g.
+export const CTL = { generation: 0, done: 1, kernel: 2, nth: 3, stop: 4, failed: 5, argc: 6, claims: 8 } as const;
+export const MAX_THREADS = 64;
+export const CTL_INTS = CTL.claims + MAX_THREADS;
 export const MAX_ARGS = 16;
 
 /** How long a waiting thread polls before it sleeps: back-to-back kernels then skip the wake-up latency. */
@@ -90,7 +97,9 @@ export class Pool {
     ctl[CTL.argc] = args.length;
     Atomics.store(ctl, CTL.done, 0);
     Atomics.store(ctl, CTL.failed, 0);
-    Atomics.add(ctl, CTL.generation, 1);
+    const gen = (ctl[CTL.generation] + 1) | 0;
+    for (let s = 1; s < nth; s++) Atomics.store(ctl, CTL.claims + s, ~gen);
+    Atomics.store(ctl, CTL.generation, gen);
     Atomics.notify(ctl, CTL.generation);
     let error: unknown;
     try {
@@ -98,7 +107,17 @@ export class Pool {
     } catch (e) {
       error = e;
     }
-    const others = nth - 1;
+    // Shares no worker has claimed yet are ours.
+    let others = nth - 1;
+    for (let s = 1; s < nth; s++) {
+      if (Atomics.compareExchange(ctl, CTL.claims + s, ~gen, gen) !== ~gen) continue;
+      others--;
+      try {
+        this.fns[id](...args, s, nth);
+      } catch (e) {
+        error ??= e;
+      }
+    }
     let deadline = 0, last = 0;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < others; spin++) {
       if (spin <= SPIN_ITERATIONS) continue;

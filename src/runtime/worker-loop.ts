@@ -1,8 +1,8 @@
 // A pool worker's body, the same in Node and in a browser: instantiate the kernels over the shared
-// memory, say ready, then loop forever: wait for the next generation, run its share of the kernel,
-// count itself done. See pool.ts for the protocol; worker.ts (Node) and worker.browser.ts (a Web
+// memory, say ready, then loop forever: wait for the next generation, claim its share (unless the
+// calling thread took it first), run it, count itself done. See pool.ts for the protocol; worker.ts (Node) and worker.browser.ts (a Web
 // Worker) only deliver `WorkerInit` and the ready message.
-import { CTL, CTL_INTS, MAX_ARGS, SPIN_ITERATIONS } from "./pool.js";
+import { CTL, CTL_INTS, MAX_ARGS, MAX_THREADS, SPIN_ITERATIONS } from "./pool.js";
 import { instantiateKernels, kernelNames } from "./wasm.js";
 
 export interface WorkerInit { tid: number; module: WebAssembly.Module; memory: WebAssembly.Memory; shared: SharedArrayBuffer }
@@ -21,8 +21,10 @@ export function serveKernels({ tid, module, memory, shared }: WorkerInit, ready:
     }
     seen = Atomics.load(ctl, CTL.generation);
     if (Atomics.load(ctl, CTL.stop)) break;
+    // Claim before reading the call: a claim of generation `seen` succeeds only while that call is
+    // still waiting for this share, so its arguments cannot have been replaced by the next call's.
+    if (tid >= MAX_THREADS || Atomics.compareExchange(ctl, CTL.claims + tid, ~seen, seen) !== ~seen) continue;
     const nth = ctl[CTL.nth];
-    if (tid >= nth) continue;
     try {
       const a = Array.from(args.subarray(0, ctl[CTL.argc]));
       fns[ctl[CTL.kernel]](...a, tid, nth);
