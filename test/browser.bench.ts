@@ -6,6 +6,7 @@
 // how long each takes to fit and calibrate, and how many Web Workers the page runs. Prints a
 // Markdown table; --json FILE writes the rows.
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { Runtime } from "../src/runtime/runtime.js";
@@ -40,6 +41,7 @@ const images = served;
 const slices = await demoSlices(model);
 const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model });
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+const chromiumVersion = browser.version();
 
 async function inChromium(threads: number): Promise<Side> {
   const page = await browser.newPage();
@@ -78,6 +80,7 @@ async function inNode(threads: number, variant: SimdVariant): Promise<Side> {
 // Per thread count, both sides are set up first, then timed in alternation (page, Node, page, …), so
 // that a busy spell of the machine falls on both.
 const rows: Row[] = [];
+const loadBefore = loadavg()[0];
 try {
   for (const threads of threadCounts) {
     const page = await inChromium(threads), node = await inNode(threads, page.variant);
@@ -111,4 +114,5 @@ for (const r of rows.sort((a, b) => key(a) - key(b))) {
     `${time(r.dense_ms, unit)} | ${time(r.dual_ms, unit)} | ${(r.dense_ms.median / r.dual_ms.median).toFixed(2)} | ${r.fit_s.toFixed(1)} | ` +
     `${r.calibrate_s === null ? "–" : r.calibrate_s.toFixed(1)} | ${r.workers ?? "–"} |`);
 }
+console.log(`\nload average (1 min) ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after; Node ${process.version}, Chromium ${chromiumVersion}`);
 if (values.json) await writeFileAtomic(values.json, new TextEncoder().encode(JSON.stringify(rows, null, 1) + "\n"));
