@@ -164,6 +164,40 @@ function microTile(c: usize, ldc: i32, ap: usize, bp: usize, kc: i32, rows: i32,
  */
 export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32,
                          transA: i32, transB: i32, accumulate: i32, scratch: usize, tid: i32, nth: i32): void {
+  gemm(c, a, b, false, m, n, k, transA, transB, accumulate, scratch, tid, nth);
+}
+
+/** Floats of op(B) (k, n) packed by gemm_pack_b_f32: ceil(n / NR) panels of k × NR. */
+export function gemm_f32_packed_size(n: i32, k: i32): i32 {
+  return (n + NR - 1) / NR * k * NR;
+}
+
+/** Columns of one packed panel (the TypeScript side checks it against its own constant). */
+export function gemm_f32_panel(): i32 {
+  return NR;
+}
+
+/**
+ * Packs op(b) (k, n) once for many products with it (a recurrent weight over the steps of a window):
+ * bp is (ceil(n / NR), k, NR), panel t holding columns t·NR .. t·NR + NR − 1, zero-padded. b is (k, n),
+ * or (n, k) when transB. Threads split the panels.
+ */
+export function gemm_pack_b_f32(bp: usize, b: usize, n: i32, k: i32, transB: i32, tid: i32, nth: i32): void {
+  const panels = (n + NR - 1) / NR, t0 = shareStart(panels, tid, nth), t1 = shareStart(panels, tid + 1, nth);
+  if (t0 >= t1 || k == 0) return;
+  const sbk = transB ? 1 : n, sbj = transB ? k : 1, j0 = t0 * NR;
+  packBlock(bp + ((<usize>t0 * k * NR) << 2), b + ((<usize>j0 * sbj) << 2), sbk, sbj, k, min(n, t1 * NR) - j0, NR);
+}
+
+/** gemm_f32 with op(b) already packed by gemm_pack_b_f32 into bp: no packing of B per call. */
+export function gemm_f32_packed(c: usize, a: usize, bp: usize, m: i32, n: i32, k: i32,
+                                transA: i32, accumulate: i32, scratch: usize, tid: i32, nth: i32): void {
+  gemm(c, a, bp, true, m, n, k, transA, 0, accumulate, scratch, tid, nth);
+}
+
+// @ts-ignore: decorator
+@inline function gemm(c: usize, a: usize, b: usize, packedB: bool, m: i32, n: i32, k: i32,
+                      transA: i32, transB: i32, accumulate: i32, scratch: usize, tid: i32, nth: i32): void {
   let i0 = 0, i1 = m, j0 = 0, j1 = n;
   if (m >= n) {
     const tiles = (m + MR - 1) / MR;
@@ -182,20 +216,27 @@ export function gemm_f32(c: usize, a: usize, b: usize, m: i32, n: i32, k: i32,
   // Element strides of op(A)[i, p] (rows, depth) and op(B)[p, j] (depth, columns).
   const sai = transA ? 1 : k, sak = transA ? m : 1;
   const sbk = transB ? 1 : n, sbj = transB ? k : 1;
-  const bp = scratch + <usize>tid * SCRATCH_BYTES, ap = bp + B_PACK_BYTES, tile = ap + A_PACK_BYTES;
+  const own = scratch + <usize>tid * SCRATCH_BYTES, ap = own + B_PACK_BYTES, tile = ap + A_PACK_BYTES;
   for (let jc = j0; jc < j1; jc += NC) {
     const nc = min(NC, j1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
       const add = accumulate != 0 || pc > 0;
-      packBlock(bp, b + ((<usize>pc * sbk + <usize>jc * sbj) << 2), sbk, sbj, kc, nc, NR);
+      // B's micro-panels of this block: packed here, or already in place (panels of depth k).
+      let bp = own, panel = <usize>kc * NR << 2;
+      if (packedB) {
+        bp = b + ((<usize>(jc / NR) * k + pc) * NR << 2);
+        panel = <usize>k * NR << 2;
+      } else {
+        packBlock(bp, b + ((<usize>pc * sbk + <usize>jc * sbj) << 2), sbk, sbj, kc, nc, NR);
+      }
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
         packBlock(ap, a + ((<usize>ic * sai + <usize>pc * sak) << 2), sak, sai, kc, mc, MR);
         for (let jr = 0; jr < nc; jr += NR) {
           for (let ir = 0; ir < mc; ir += MR) {
             microTile(c + ((<usize>(ic + ir) * n + jc + jr) << 2), n, ap + (<usize>ir * kc << 2),
-              bp + (<usize>jr * kc << 2), kc, min(MR, mc - ir), min(NR, nc - jr), add, tile);
+              bp + <usize>(jr / NR) * panel, kc, min(MR, mc - ir), min(NR, nc - jr), add, tile);
           }
         }
       }

@@ -11,6 +11,7 @@
 import type { Runtime } from "../runtime/runtime.js";
 import { type Kernels, reference } from "../kernels/index.js";
 import type { TrainKernels } from "../kernels/train.js";
+import { gemmPackedSize } from "../kernels/gemm.js";
 import * as check from "../kernels/check.js";
 import { Rng, batchRng } from "../util/random.js";
 import { gateCount } from "./stack.js";
@@ -47,6 +48,9 @@ export class LmGraph {
   private readonly dc: Float32Array;   // (B, H) LSTM recurrent gradient into c_{t−1}
   private readonly ones: Float32Array; // (N) for bias gradients as column sums: 1ᵀ·dG
   private readonly biasSum: Float32Array; // (G·H) LSTM b_ih + b_hh
+  // A layer's W_hh packed for the step GEMMs (gemmPacked): W_hhᵀ in its forward, W_hh in its backward.
+  // The weights do not change within a window, so one packing serves all T steps.
+  private readonly packedHh: Float32Array;
   private readonly k: Kernels;
   /** The kernels this graph runs on (its runtime's). */
   get kernels(): Kernels { return this.k; }
@@ -89,6 +93,7 @@ export class LmGraph {
     this.dc = scratch(B * H);
     this.ones = scratch(N).fill(1);
     this.biasSum = f32(G * H);
+    this.packedHh = f32(Math.max(gemmPackedSize(G * H, H), grads ? gemmPackedSize(H, G * H) : 0));
   }
 
   /** Zero state: the start of an epoch or of an evaluation. */
@@ -206,9 +211,11 @@ export class LmGraph {
       fillRows(gh.subarray(0, N * GH), W.bias_hh, N);
     }
     this.k.gemm(gx, this.x[l].subarray(0, N * El), W.weight_ih, N, GH, El, false, true, true);
+    const packed = this.packedHh.subarray(0, gemmPackedSize(GH, H));
+    this.k.packB(packed, W.weight_hh, GH, H, true);
     for (let t = 0; t < steps; t++) {
       const hPrev = block(h, t, B * H), ght = block(gh, t, B * GH);
-      this.k.gemm(ght, hPrev, W.weight_hh, B, GH, H, false, true, true);
+      this.k.gemmPacked(ght, hPrev, packed, B, GH, H, false, true);
       if (lstm) this.k.lstmTrainForward(block(gx, t, B * GH), block(this.c[l], t, B * H), block(this.c[l], t + 1, B * H),
         block(h, t + 1, B * H), block(this.tanhC[l], t, B * H), B, H);
       else this.k.gruTrainForward(block(gx, t, B * GH), ght, hPrev, block(h, t + 1, B * H), B, H);
@@ -257,16 +264,18 @@ export class LmGraph {
     const dh = this.dh, dc = this.dc;
     dh.fill(0);  // nothing flows in from beyond the window
     dc.fill(0);
+    const packed = this.packedHh.subarray(0, gemmPackedSize(H, GH));
+    this.k.packB(packed, W.weight_hh, H, GH, false);
     for (let t = steps - 1; t >= 0; t--) {
       const dyt = block(this.dY, t, B * H);
       if (lstm) {
         this.k.lstmTrainBackward(block(dGx, t, B * GH), dh, dc, dyt, block(gx, t, B * GH), block(this.c[l], t, B * H),
           block(this.tanhC[l], t, B * H), B, H);
-        if (t > 0) this.k.gemm(dh, block(dGx, t, B * GH), W.weight_hh, B, H, GH, false, false, false);
+        if (t > 0) this.k.gemmPacked(dh, block(dGx, t, B * GH), packed, B, H, GH, false, false);
       } else {
         this.k.gruTrainBackward(block(dGx, t, B * GH), block(dGh, t, B * GH), dh, dyt, block(gx, t, B * GH),
           block(this.gh[l], t, B * GH), block(h, t, B * H), B, H);
-        if (t > 0) this.k.gemm(dh, block(dGh, t, B * GH), W.weight_hh, B, H, GH, false, false, true);
+        if (t > 0) this.k.gemmPacked(dh, block(dGh, t, B * GH), packed, B, H, GH, false, true);
       }
     }
     // Weight gradients of the whole window at once: dW_ih += dGxᵀ·x, dW_hh += dGhᵀ·h_{t−1}, biases 1ᵀ·dG.
