@@ -240,4 +240,7 @@ test("dmi eval cnn and fit cnn on a folder: the ONNX fixture ResNet, --images/--
     [["--dataset", "mnist", "--resize", "32"], /--resize is for image folders/],
   ];
   for (const [args, pattern] of bad) await assert.rejects(evalCnn(["--onnx", onnx, ...args, ...quick]), pattern, args.join(" "));
+  // Scored images are held in memory: ImageNet-shaped ones are capped before anything is fitted.
+  await assert.rejects(evalCnn(["--size", "224", "--width", "4", "--fit", "1", "--calibrate", "1", ...quick]),
+    /--test: 10000 images of 3×224×224 would hold 5\.6 GiB in memory; pass --test N with N ≤ 1783/);
 });

@@ -85,6 +85,9 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
   feature maps, big vs little, and which outputs are sensitive) at --figure-ratio, as PNG.
   --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).`;
 
+/** At most this many bytes of scored images (floats) are held: 1 GiB is 1783 images of 3×224×224. */
+const HELD_IMAGE_BYTES = 2 ** 30;
+
 /** The options of `eval cnn` and `fit cnn` that choose the network, its images and the little modules. */
 export const NETWORK_OPTIONS = {
   checkpoint: { type: "string" }, onnx: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
@@ -161,6 +164,21 @@ export function openImages(values: NetworkValues, config: ResNetConfig, saved: s
   return { dataset, train: imageSetSource(loadImageSet(dataset, "train"), options), test: imageSetSource(loadImageSet(dataset, "test"), options) };
 }
 
+/**
+ * How many test images --test scores (default all), checked before any fitting: against the source,
+ * and against memory, since every scored image is held as floats for the whole run.
+ */
+function scoredCount(value: string | undefined, test: ImageSource, config: ResNetConfig): number {
+  const count = value === undefined ? test.count : integer("test", value, 1);
+  if (count > test.count) throw new Error(`--test ${count} exceeds the ${test.count} test images of ${test.name}`);
+  const imageBytes = config.inChannels * config.imageSize ** 2 * 4;
+  if (count * imageBytes > HELD_IMAGE_BYTES) {
+    throw new Error(`--test: ${count} images of ${config.inChannels}×${config.imageSize}×${config.imageSize} would hold ` +
+      `${(count * imageBytes / 2 ** 30).toFixed(1)} GiB in memory; pass --test N with N ≤ ${Math.floor(HELD_IMAGE_BYTES / imageBytes)}`);
+  }
+  return count;
+}
+
 /** The options that were given (parseArgs leaves absent ones undefined), to lay over defaults. */
 function definedOnly<T extends object>(values: T): Partial<T> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -213,7 +231,7 @@ export async function main(argv: string[]): Promise<void> {
     // Either a saved dual network at its one operating point, or one fitted here and calibrated at each ratio.
     let net: DualResNet, weights: ResNetWeights, model: string, dataset: string, test: ImageSource, calImages: Float32Array[] | null;
     let valImages: Float32Array[] = [], valLabels: ArrayLike<number> = [];
-    let points: { mode: InsensitiveOutput; ratio: number }[], weightsKind: "random" | "checkpoint";
+    let points: { mode: InsensitiveOutput; ratio: number }[], weightsKind: "random" | "checkpoint", testCount: number;
     if (values.dual) {
       const loaded = await loadDualResNet(be, values.dual);
       ({ net, weights } = loaded);
@@ -221,12 +239,14 @@ export async function main(argv: string[]): Promise<void> {
       // The normalisation and resize it was fitted with, unless given again.
       const saved = { resize: loaded.notes.resize, mean: loaded.notes.mean, std: loaded.notes.std };
       ({ dataset, test } = openImages({ ...saved, ...definedOnly(values) }, loaded.net.config, loaded.notes.dataset));
+      testCount = scoredCount(values.test, test, loaded.net.config);
       calImages = null;
       points = [{ mode: net.mode, ratio: loaded.ratio }];
       weightsKind = "checkpoint";
     } else {
       const opened = await openNetwork(values);
       ({ weights, model, dataset, test, calImages, weightsKind } = opened);
+      testCount = scoredCount(values.test, test, opened.config);
       net = new DualResNet(be, opened.config, weights, opened.little);
       fitLogged(net, opened.fitImages);
       points = modes.flatMap((mode) => ratios.map((ratio) => ({ mode, ratio })));
@@ -242,8 +262,6 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     const config = net.config;
-    const testCount = values.test === undefined ? test.count : integer("test", values.test, 1);
-    if (testCount > test.count) throw new Error(`--test ${testCount} exceeds the ${test.count} test images of ${test.name}`);
     const testImages = await test.inputs(0, testCount), labels = test.labels.subarray(0, testCount);
     const timedImages = testImages.slice(0, counts.timed);
     console.error(`${describe(config)}, ${values.dual ?? values.checkpoint ?? "random weights"}, ${dataset}; ${rt.variant} build, threads ${threadCounts.join(",")}`);
