@@ -10,7 +10,8 @@
 //              up to 25 levels off on a real 4:2:0 photo: it upsamples chroma another way). 16-bit
 //              PNGs come down to 8 bits (pngjs); EXIF orientation is not applied (nor is it by PIL).
 //   channels:  a 3-channel network gets R, G, B (alpha dropped, grey repeated: PIL's convert("RGB"));
-//              a 1-channel network gets PIL's convert("L") luma, (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16.
+//              a 1-channel network gets PIL's convert("L") luma, (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16,
+//              taken before resizing (Grayscale() placed first in the transform).
 //   size:      an image of the network's size is taken as it is; any other is refused unless `resize`
 //              is given: then Resize(resize) (shorter side to `resize`, PIL's antialiased bilinear
 //              filter in its 8-bit fixed point) and CenterCrop(size). Not silent, because the resize
