@@ -15,6 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testRuntimes, label } from "./helpers.js";
 import { randomWeights } from "./reference-rnn.js";
+import { interleaveRows } from "../src/recurrent/lstm.js";
+import { quantizeRows } from "../src/dual/quantize.js";
+import { reference } from "../src/kernels/index.js";
+import { i4RowBytes } from "../src/kernels/quant.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
 
@@ -209,6 +213,27 @@ test("a joint little module (LSTM) estimates the sum of the split module's two p
     assert.ok(joint.bytes < split.bytes || bits === 32, "one bias and one scale per row instead of two");
     assert.throws(() => joint.estimate(est, estH, xh), /joint module takes no estH/);
     assert.throws(() => split.estimate(est, null, xh), /split module needs an estH/);
+  }
+});
+
+test("a little module at ≤ 4 bits runs on packed int4 weights: the INT8 product of the same levels, half the weight bytes", async () => {
+  const rng = new Rng(23), rows = 41, E = 29, H = 17, k = 21;
+  const u = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  const weights = { Wx: u(rows * k), Wh: u(rows * k), bx: u(rows), bh: u(rows) };
+  for (const rt of await testRuntimes()) {
+    const xh = rt.heap.copyF32(u(E + H)), projector = new RandomProjector(rt, E, H, k, 7);
+    for (const bits of [4, 2] as const) {
+      const little = new LittleModule(rt, rows, projector, bits, weights, true);
+      const est = rt.heap.f32(rows);
+      little.estimate(est, null, xh);
+      // The same levels through the reference INT8 product.
+      const W = interleaveRows(weights.Wx, weights.Wh, rows, k, k), q = quantizeRows(W, rows, 2 * k, bits);
+      const p = projector.project(xh), pq = new Int8Array(2 * k), s = reference.quantize(pq, p, 2 * k);
+      const b = weights.bx.map((v, r) => v + weights.bh[r]), want = new Float32Array(rows);
+      reference.matvecI8(want, q.q!, q.scales, pq, s, b, rows, 2 * k);
+      assert.deepEqual(Array.from(est), Array.from(want), `${label(rt)} ${bits} bits`);
+      assert.equal(little.bytes, projector.bytes + rows * (i4RowBytes(2 * k) + 4) + rows * 4);
+    }
   }
 });
 

@@ -5,7 +5,8 @@
 // (one pass over the weights, one quantization of p). A GRU's candidate gate needs the x part and
 // the h part apart, so its module has two:
 //   estX = W_LL_x · p_x + b_LL_x,   estH = W_LL_h · p_h + b_LL_h
-// Weights at ≤ 8 bits run on the INT8 kernel (the projected input is quantized per call); 16 and
+// Weights at 5–8 bits run on the INT8 kernel (the projected input is quantized per call), at ≤ 4
+// bits on the INT4 kernel over packed nibbles (half the bytes, the same exact integer sums); 16 and
 // 32 bits run on the fp32 kernel with the weights at that precision (the paper's precision sweep).
 //
 // Two projections:
@@ -17,6 +18,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import { blockProjection, type SparseProjection } from "../dual/projection.js";
 import { BITS, quantizeRows, type Bits } from "../dual/quantize.js";
 import * as check from "../kernels/check.js";
+import { i4RowBytes, packInt4 } from "../kernels/quant.js";
 import { interleaveRows } from "./lstm.js";
 
 export type ProjectionKind = "random" | "rrr";
@@ -130,7 +132,8 @@ export interface LittleWeights {
 interface Part {
   cols: number;                 // 2k joint, k for a part
   W: Float32Array | null;       // (rows, cols) fp32 path
-  Wq: Int8Array | null;         // (rows, cols) INT8 path
+  Wq: Int8Array | null;         // (rows, cols) INT8 path (5–8 bits)
+  W4: Uint8Array | null;        // (rows, i4RowBytes(cols)) packed INT4 path (≤ 4 bits)
   scales: Float32Array | null;  // (rows)
   b: Float32Array;              // (rows)
   p: Float32Array;              // (cols) projected input: a view into the shared projection output
@@ -171,12 +174,17 @@ export class LittleModule {
   private part(W: Float32Array, b: Float32Array, p: Float32Array, pq: Int8Array): Part {
     const cols = p.length, q = quantizeRows(W, this.rows, cols, this.bits);
     const heap = this.rt.heap;
+    if (this.bits <= 4) {
+      const W4 = heap.u8(this.rows * i4RowBytes(cols));
+      packInt4(W4, q.q!, this.rows, cols);
+      return { cols, W: null, Wq: null, W4, scales: heap.copyF32(q.scales), b: heap.copyF32(b), p, pq };
+    }
     if (this.bits <= 8) {
       const Wq = heap.i8(q.q!.length);
       Wq.set(q.q!);
-      return { cols, W: null, Wq, scales: heap.copyF32(q.scales), b: heap.copyF32(b), p, pq };
+      return { cols, W: null, Wq, W4: null, scales: heap.copyF32(q.scales), b: heap.copyF32(b), p, pq };
     }
-    return { cols, W: heap.copyF32(q.dequantized), Wq: null, scales: null, b: heap.copyF32(b), p, pq };
+    return { cols, W: heap.copyF32(q.dequantized), Wq: null, W4: null, scales: null, b: heap.copyF32(b), p, pq };
   }
 
   /**
@@ -195,7 +203,10 @@ export class LittleModule {
 
   private apply(out: Float32Array, part: Part): void {
     const kr = this.rt.kernels;
-    if (part.Wq) {
+    if (part.W4) {
+      const s = kr.quantize(part.pq, part.p, part.cols);
+      kr.matvecI4(out, part.W4, part.scales!, part.pq, s, part.b, this.rows, part.cols);
+    } else if (part.Wq) {
       const s = kr.quantize(part.pq, part.p, part.cols);
       kr.matvecI8(out, part.Wq, part.scales!, part.pq, s, part.b, this.rows, part.cols);
     } else {
@@ -208,7 +219,12 @@ export class LittleModule {
   get macs(): number { return this.projector.macs + 2 * this.rows * this.k; }
 }
 
-/** Storage of a (rows, k) matrix at `bits` per weight, plus one fp32 scale per row below 32 bits. */
+/**
+ * Storage the little module reads for a (rows, k) matrix at `bits` per weight, plus one fp32 scale
+ * per row below 32 bits: ≤ 4 bits are packed int4 rows (i4RowBytes), 5–8 bits int8, 16 bits are
+ * counted at 16 (simulated on the fp32 kernel).
+ */
 export function quantizedBytes(rows: number, k: number, bits: Bits): number {
+  if (bits <= 4) return rows * (i4RowBytes(k) + 4);
   return Math.ceil((rows * k * bits) / 8) + (bits < 32 ? rows * 4 : 0);
 }
