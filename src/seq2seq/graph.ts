@@ -28,8 +28,6 @@ export interface PairBatch {
   tgtLen: Int32Array;       // (B) n + 1
 }
 
-const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
-
 // ---------------------------------------------------------------------------------------------------
 // One LSTM layer over a sequence: buffers for (T, B), forward, backward
 
@@ -74,8 +72,8 @@ class LstmSeq {
     for (let t = 0; t < steps; t++) {
       const gt = gx.subarray(t * B * G, (t + 1) * B * G);
       k.gemm(gt, this.h.subarray(t * B * H, (t + 1) * B * H), w.weight_hh, B, G, H, false, true, true);
-      lstmGatesForward(gt, this.c.subarray(t * B * H), this.c.subarray((t + 1) * B * H), this.h.subarray((t + 1) * B * H),
-        this.tanhC.subarray(t * B * H), B, H);
+      k.lstmTrainForward(gt, block(this.c, t, B * H), block(this.c, t + 1, B * H), block(this.h, t + 1, B * H),
+        block(this.tanhC, t, B * H), B, H);
     }
   }
 
@@ -87,8 +85,8 @@ class LstmSeq {
     dc.fill(0);
     for (let t = steps - 1; t >= 0; t--) {
       const dGt = dG.subarray(t * B * G, (t + 1) * B * G);
-      lstmGatesBackward(dGt, dh, dc, this.dy.subarray(t * B * H), this.gx.subarray(t * B * G), this.c.subarray(t * B * H),
-        this.tanhC.subarray(t * B * H), B, H);
+      k.lstmTrainBackward(dGt, dh, dc, block(this.dy, t, B * H), block(this.gx, t, B * G), block(this.c, t, B * H),
+        block(this.tanhC, t, B * H), B, H);
       if (t > 0) k.gemm(dh, dGt, w.weight_hh, B, H, G, false, false, false);
     }
     k.gemm(g.weight_ih, dG, this.x.subarray(0, N * In), G, In, N, true, false, true);
@@ -96,44 +94,6 @@ class LstmSeq {
     columnSums(this.s.biasSum, dG, N, G);
     for (let r = 0; r < G; r++) { g.bias_ih[r] += this.s.biasSum[r]; g.bias_hh[r] += this.s.biasSum[r]; }
     k.gemm(this.dx.subarray(0, N * In), dG, w.weight_ih, N, In, G, false, false, false);
-  }
-}
-
-// The gate updates of one step (PyTorch's gate order i, f, g, o). The same arithmetic as the private
-// lstmForward/lstmBackward of src/recurrent/train.ts; to be shared once that file exports them.
-
-/** gates (B, 4H): pre-activations in, activations out; c = f·cPrev + i·g, h = o·tanh(c). */
-function lstmGatesForward(gates: Float32Array, cPrev: Float32Array, c: Float32Array, h: Float32Array, tanhC: Float32Array,
-                          B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o4 = b * 4 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const i = sigmoid(gates[o4 + j]), f = sigmoid(gates[o4 + H + j]);
-      const g = Math.tanh(gates[o4 + 2 * H + j]), o = sigmoid(gates[o4 + 3 * H + j]);
-      gates[o4 + j] = i; gates[o4 + H + j] = f; gates[o4 + 2 * H + j] = g; gates[o4 + 3 * H + j] = o;
-      const cn = f * cPrev[o1 + j] + i * g, tc = Math.tanh(cn);
-      c[o1 + j] = cn;
-      tanhC[o1 + j] = tc;
-      h[o1 + j] = o * tc;
-    }
-  }
-}
-
-/** dh, dc (B, H) from the next step in, d cPrev out in dc; dy from above; dG (B, 4H) out. */
-function lstmGatesBackward(dG: Float32Array, dh: Float32Array, dc: Float32Array, dy: Float32Array, gates: Float32Array,
-                           cPrev: Float32Array, tanhC: Float32Array, B: number, H: number): void {
-  for (let b = 0; b < B; b++) {
-    const o4 = b * 4 * H, o1 = b * H;
-    for (let j = 0; j < H; j++) {
-      const i = gates[o4 + j], f = gates[o4 + H + j], g = gates[o4 + 2 * H + j], o = gates[o4 + 3 * H + j];
-      const tc = tanhC[o1 + j], dhj = dh[o1 + j] + dy[o1 + j];
-      const dcj = dc[o1 + j] + dhj * o * (1 - tc * tc);
-      dG[o4 + j] = dcj * g * i * (1 - i);
-      dG[o4 + H + j] = dcj * cPrev[o1 + j] * f * (1 - f);
-      dG[o4 + 2 * H + j] = dcj * i * (1 - g * g);
-      dG[o4 + 3 * H + j] = dhj * tc * o * (1 - o);
-      dc[o1 + j] = dcj * f;
-    }
   }
 }
 
@@ -565,6 +525,9 @@ export class GnmtGraph {
     }
   }
 }
+
+/** Block t of `size` elements of `a`: the rows of step t. */
+function block(a: Float32Array, t: number, size: number): Float32Array { return a.subarray(t * size, (t + 1) * size); }
 
 /** out (cols) = Σ over rows of a (rows, cols): a bias gradient (a plain loop: a GEMM with one output row is slower). */
 function columnSums(out: Float32Array, a: Float32Array, rows: number, cols: number): void {
