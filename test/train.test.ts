@@ -300,3 +300,20 @@ test("resume continues from the saved epoch, lr and window: the same weights as 
   // A resume with a different recipe is refused with a hint.
   await assert.rejects(trainLm(rt, { ...b.run, options: { ...b.run.options, seed: 4 }, resume: mid }, b.data), /cannot resume: the checkpoint has seed 3, this run 4/);
 });
+
+test("a state stopped after 2 windows resumes with the config's fields in another order, ending where an uninterrupted run ends", async () => {
+  const rt = (await testRuntimes())[1]; // two threads
+  const straight = tinyRun(join(tmp, "c.safetensors"), 1);
+  await trainLm(rt, straight.run, straight.data);
+  const b = tinyRun(join(tmp, "d.safetensors"), 1);
+  let windows = 0;
+  const stopped = await trainLm(rt, b.run, b.data, { stopRequested: () => ++windows > 2 });
+  assert.equal(stopped.stopped, true);
+  const state = await loadLm(resumePath(b.run.out));
+  assert.equal(state.resume?.batch, 2);
+  const { cell, vocab, emb, hidden, layers, tied } = b.run.config;
+  const reordered: LmConfig = { tied, layers, hidden, emb, vocab, cell };
+  const done = await trainLm(rt, { ...b.run, config: reordered, resume: state }, b.data);
+  assert.equal(done.stopped, false);
+  assert.deepEqual((await loadLm(b.run.out)).params, (await loadLm(straight.run.out)).params);
+});

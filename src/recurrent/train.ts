@@ -517,8 +517,10 @@ function checkResumable(r: LmCheckpoint, run: RunOptions): void {
   const t = r.training, o = run.options;
   const saved = { config: r.config, corpus: t.corpus, seed: t.seed, bptt: t.bptt, batch: t.batch, dropout: t.dropout, clip: t.clip };
   const now = { config: run.config, corpus: run.corpus, seed: o.seed, bptt: o.bptt, batch: o.batch, dropout: o.dropout, clip: o.clip };
+  // Keys in a fixed order: a config built in code may list its fields in another order than the file's.
+  const canonical = (v: unknown) => JSON.stringify(v, v !== null && typeof v === "object" ? Object.keys(v).sort() : undefined);
   for (const key of Object.keys(saved) as (keyof typeof saved)[]) {
-    const a = JSON.stringify(saved[key]), b = JSON.stringify(now[key]);
+    const a = canonical(saved[key]), b = canonical(now[key]);
     if (a !== b) throw new Error(`trainLm: cannot resume: the checkpoint has ${key} ${a}, this run ${b}; drop the conflicting option or start afresh without --resume`);
   }
   if (!r.resume) throw new Error("trainLm: cannot resume from a checkpoint without a resume state; use the .resume.safetensors file beside it");
