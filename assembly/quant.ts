@@ -72,72 +72,105 @@ export function quantize_i8(q: usize, x: usize, n: i32): f32 {
   return <usize>((cols + 31) >> 5) << 4;
 }
 
-/** Weight (row, c) as i32: an int8, or an int4 nibble in the layout of i4RowBytes. */
+/** Weight (row, c) of an int4 row as i32: a nibble in the layout of i4RowBytes. */
 // @ts-ignore: decorator
-@inline function weightAt(row: usize, c: i32, int4: bool): i32 {
-  if (!int4) return <i32>load<i8>(row + c);
+@inline function nibbleAt(row: usize, c: i32): i32 {
   const byte = <i32>load<i8>(row + ((<usize>c >> 5) << 4) + (c & 15));
   return c & 16 ? byte >> 4 : (byte << 28) >> 28;
 }
 
-/** Columns one SIMD step covers: 16 int8 weights, or 32 int4 weights (16 bytes either way). */
-// @ts-ignore: decorator
-@inline function step(int4: bool): i32 { return int4 ? 32 : 16; }
-
-/**
- * Σ w·x over one SIMD step of a row, as four i32 lanes; xa..xd are x's values for the step widened
- * to i16, eight at a time (int8 uses xa, xb only).
- */
-// @ts-ignore: decorator
-@inline function dotStep(row: usize, c: i32, xa: v128, xb: v128, xc: v128, xd: v128, int4: bool): v128 {
-  if (!int4) return dot16(v128.load(row + c), xa, xb);
+/** Σ w·x over the 32 int4 weights (16 bytes) at column c of a row, as four i32 lanes, x widened here. */
+@inline function dotStepI4(row: usize, x: usize, c: i32): v128 {
+  const x0 = v128.load(x + c), x1 = v128.load(x + c, 16);
   const v = v128.load(row + (<usize>c >> 1));
   // Bytes widened to i16 keep their sign, so the high nibble is one arithmetic shift away and the
   // low nibble is sign-extended by a shift up and back.
   const lo8 = i16x8.extend_low_i8x16_s(v), hi8 = i16x8.extend_high_i8x16_s(v);
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(lo8, 12), 12), xa),
-              i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(hi8, 12), 12), xb)),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(lo8, 4), xc), i32x4.dot_i16x8_s(i16x8.shr_s(hi8, 4), xd)));
-}
-
-/** Σ w·x over the SIMD step at column c of a row, widening x's values there to i16. */
-@inline function dotStepAt(row: usize, x: usize, c: i32, int4: bool): v128 {
-  const x0 = v128.load(x + c), x1 = int4 ? v128.load(x + c, 16) : x0;
-  return dotStep(row, c, i16x8.extend_low_i8x16_s(x0), i16x8.extend_high_i8x16_s(x0),
-                 i16x8.extend_low_i8x16_s(x1), i16x8.extend_high_i8x16_s(x1), int4);
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(lo8, 12), 12), i16x8.extend_low_i8x16_s(x0)),
+              i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(hi8, 12), 12), i16x8.extend_high_i8x16_s(x0))),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(lo8, 4), i16x8.extend_low_i8x16_s(x1)),
+              i32x4.dot_i16x8_s(i16x8.shr_s(hi8, 4), i16x8.extend_high_i8x16_s(x1))));
 }
 
 /**
- * Exact Σ_c w[r, c]·x[c] for one row; any cols (scalar tail). Four SIMD steps per iteration into
- * four accumulators: for consecutive rows (dense), one weight stream per thread is what the
- * hardware prefetcher serves best (measured: 1.4x faster than four interleaved rows sharing a
- * widened x, although x is widened again for every row).
+ * Exact Σ_c w[r, c]·x[c] for one int4 row; any cols (scalar tail). Four steps per iteration into
+ * four accumulators: one weight stream per thread, which the hardware prefetcher serves best.
  */
-@inline function dotRowQ(row: usize, x: usize, cols: i32, int4: bool): i32 {
+@inline function dotRowI4(row: usize, x: usize, cols: i32): i32 {
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-  const n = step(int4);
   let c = 0;
-  for (; c + 4 * n <= cols; c += 4 * n) {
-    a0 = i32x4.add(a0, dotStepAt(row, x, c, int4));
-    a1 = i32x4.add(a1, dotStepAt(row, x, c + n, int4));
-    a2 = i32x4.add(a2, dotStepAt(row, x, c + 2 * n, int4));
-    a3 = i32x4.add(a3, dotStepAt(row, x, c + 3 * n, int4));
+  for (; c + 128 <= cols; c += 128) {
+    a0 = i32x4.add(a0, dotStepI4(row, x, c));
+    a1 = i32x4.add(a1, dotStepI4(row, x, c + 32));
+    a2 = i32x4.add(a2, dotStepI4(row, x, c + 64));
+    a3 = i32x4.add(a3, dotStepI4(row, x, c + 96));
   }
-  for (; c + n <= cols; c += n) a0 = i32x4.add(a0, dotStepAt(row, x, c, int4));
+  for (; c + 32 <= cols; c += 32) a0 = i32x4.add(a0, dotStepI4(row, x, c));
   let s = hsumI32(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
-  for (; c < cols; c++) s += weightAt(row, c, int4) * <i32>load<i8>(x + c);
+  for (; c < cols; c++) s += nibbleAt(row, c) * <i32>load<i8>(x + c);
   return s;
 }
 
 /**
- * Rows r = rowAt(rowIdx, j), j in [start, end), of an int8 (or int4) matrix with `stride` bytes per
- * row. Listed (scattered) rows go four at a time, each widened x serving four short weight streams
- * whose prefetch ramps overlap; consecutive rows go one at a time (see dotRowQ).
+ * Bytes of one thread's widened copy of x in the int8 products' scratch: cols i16 values, padded to
+ * a cache line so that two threads' copies never share one.
  */
-@inline function matvecListedQ(y: usize, w: usize, scales: usize, x: usize, xScale: f32, b: usize, rowIdx: usize,
-                               start: i32, end: i32, cols: i32, stride: usize, int4: bool): void {
-  const n = step(int4);
+// @ts-ignore: decorator
+@inline export function widenedBytes(cols: i32): usize {
+  return (<usize>cols * 2 + 63) & ~<usize>63;
+}
+
+/**
+ * x (cols int8) widened to i16 into xw, once per call and thread: the products then load x's i16
+ * halves instead of widening x again for every row (two fewer instructions per 16 weights, which is
+ * what held the int8 products below the memory's speed).
+ */
+@inline function widen(xw: usize, x: usize, cols: i32): void {
+  let c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    const v = v128.load(x + c), o = xw + (<usize>c << 1);
+    v128.store(o, i16x8.extend_low_i8x16_s(v));
+    v128.store(o, i16x8.extend_high_i8x16_s(v), 16);
+  }
+  for (; c < cols; c++) store<i16>(xw + (<usize>c << 1), load<i8>(x + c));
+}
+
+/** Σ w·x over the 16 int8 weights at column c of a row, x widened in xw. */
+// @ts-ignore: decorator
+@inline function dotWide(row: usize, xw: usize, c: i32): v128 {
+  const p = xw + (<usize>c << 1);
+  return dot16(v128.load(row + c), v128.load(p), v128.load(p, 16));
+}
+
+/**
+ * Exact Σ_c w[r, c]·x[c] for one int8 row against widened x; any cols (scalar tail). Four steps per
+ * iteration into four accumulators: one weight stream per thread, which the prefetcher serves best.
+ */
+@inline function dotRowWide(row: usize, xw: usize, cols: i32): i32 {
+  let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+  let c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    a0 = i32x4.add(a0, dotWide(row, xw, c));
+    a1 = i32x4.add(a1, dotWide(row, xw, c + 16));
+    a2 = i32x4.add(a2, dotWide(row, xw, c + 32));
+    a3 = i32x4.add(a3, dotWide(row, xw, c + 48));
+  }
+  for (; c + 16 <= cols; c += 16) a0 = i32x4.add(a0, dotWide(row, xw, c));
+  let s = hsumI32(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)));
+  for (; c < cols; c++) s += <i32>load<i8>(row + c) * <i32>load<i16>(xw + (<usize>c << 1));
+  return s;
+}
+
+/**
+ * Rows r = rowAt(rowIdx, j), j in [start, end), of an int8 matrix (cols bytes per row) against x
+ * widened into this thread's part of xw. Listed (scattered) rows go four at a time, their short
+ * weight streams overlapping their prefetch ramps; consecutive rows go one at a time (dotRowWide).
+ */
+@inline function matvecListedI8(y: usize, w: usize, scales: usize, x: usize, xScale: f32, b: usize, rowIdx: usize,
+                                start: i32, end: i32, cols: i32, xw: usize): void {
+  widen(xw, x, cols);
+  const stride = <usize>cols;
   let j = start;
   if (rowIdx != 0) for (; j + 4 <= end; j += 4) {
     const r0 = <usize>rowAt(rowIdx, j), r1 = <usize>rowAt(rowIdx, j + 1);
@@ -145,50 +178,51 @@ export function quantize_i8(q: usize, x: usize, n: i32): f32 {
     const w0 = w + r0 * stride, w1 = w + r1 * stride, w2 = w + r2 * stride, w3 = w + r3 * stride;
     let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
     let c = 0;
-    for (; c + n <= cols; c += n) {
-      const x0 = v128.load(x + c), x1 = int4 ? v128.load(x + c, 16) : x0;
-      const xa = i16x8.extend_low_i8x16_s(x0), xb = i16x8.extend_high_i8x16_s(x0);
-      const xc = i16x8.extend_low_i8x16_s(x1), xd = i16x8.extend_high_i8x16_s(x1);
-      a0 = i32x4.add(a0, dotStep(w0, c, xa, xb, xc, xd, int4));
-      a1 = i32x4.add(a1, dotStep(w1, c, xa, xb, xc, xd, int4));
-      a2 = i32x4.add(a2, dotStep(w2, c, xa, xb, xc, xd, int4));
-      a3 = i32x4.add(a3, dotStep(w3, c, xa, xb, xc, xd, int4));
+    for (; c + 16 <= cols; c += 16) {
+      const p = xw + (<usize>c << 1), xl = v128.load(p), xh = v128.load(p, 16);
+      a0 = i32x4.add(a0, dot16(v128.load(w0 + c), xl, xh));
+      a1 = i32x4.add(a1, dot16(v128.load(w1 + c), xl, xh));
+      a2 = i32x4.add(a2, dot16(v128.load(w2 + c), xl, xh));
+      a3 = i32x4.add(a3, dot16(v128.load(w3 + c), xl, xh));
     }
     let s0 = hsumI32(a0), s1 = hsumI32(a1), s2 = hsumI32(a2), s3 = hsumI32(a3);
     for (; c < cols; c++) {
-      const xs = <i32>load<i8>(x + c);
-      s0 += weightAt(w0, c, int4) * xs;
-      s1 += weightAt(w1, c, int4) * xs;
-      s2 += weightAt(w2, c, int4) * xs;
-      s3 += weightAt(w3, c, int4) * xs;
+      const xs = <i32>load<i16>(xw + (<usize>c << 1));
+      s0 += <i32>load<i8>(w0 + c) * xs;
+      s1 += <i32>load<i8>(w1 + c) * xs;
+      s2 += <i32>load<i8>(w2 + c) * xs;
+      s3 += <i32>load<i8>(w3 + c) * xs;
     }
     finish(y, scales, b, r0, s0, xScale); finish(y, scales, b, r1, s1, xScale);
     finish(y, scales, b, r2, s2, xScale); finish(y, scales, b, r3, s3, xScale);
   }
   for (; j < end; j++) {
     const r = <usize>rowAt(rowIdx, j);
-    finish(y, scales, b, r, dotRowQ(w + r * stride, x, cols, int4), xScale);
+    finish(y, scales, b, r, dotRowWide(w + r * stride, xw, cols), xScale);
   }
 }
 
 // y is (rows) f32, w is (rows, cols) int8 row-major, scales is (rows) f32, x is (cols) int8,
-// b is (rows) or 0. y[r] = scales[r]·xScale·Σ_c w[r, c]·x[c] + b[r].
+// b is (rows) or 0, xw is scratch of nth · widenedBytes(cols) bytes.
+// y[r] = scales[r]·xScale·Σ_c w[r, c]·x[c] + b[r].
 export function matvec_i8(y: usize, w: usize, scales: usize, x: usize, xScale: f32, b: usize, rows: i32, cols: i32,
-                          tid: i32, nth: i32): void {
-  matvecListedQ(y, w, scales, x, xScale, b, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth),
-                cols, <usize>cols, false);
+                          xw: usize, tid: i32, nth: i32): void {
+  matvecListedI8(y, w, scales, x, xScale, b, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth),
+                 cols, xw + <usize>tid * widenedBytes(cols));
 }
 
 // As matvec_i8 for the rows rowIdx[0..count) only; threads split the list.
 export function matvec_i8_rows(y: usize, w: usize, scales: usize, x: usize, xScale: f32, b: usize, rowIdx: usize,
-                               count: i32, cols: i32, tid: i32, nth: i32): void {
-  matvecListedQ(y, w, scales, x, xScale, b, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth),
-                cols, <usize>cols, false);
+                               count: i32, cols: i32, xw: usize, tid: i32, nth: i32): void {
+  matvecListedI8(y, w, scales, x, xScale, b, rowIdx, shareStart(count, tid, nth), shareStart(count, tid + 1, nth),
+                 cols, xw + <usize>tid * widenedBytes(cols));
 }
 
 // As matvec_i8 with int4 weights: w is (rows, i4RowBytes(cols)) bytes in the layout of i4RowBytes.
 export function matvec_i4(y: usize, w: usize, scales: usize, x: usize, xScale: f32, b: usize, rows: i32, cols: i32,
                           tid: i32, nth: i32): void {
-  matvecListedQ(y, w, scales, x, xScale, b, 0, shareStart(rows, tid, nth), shareStart(rows, tid + 1, nth),
-                cols, i4RowBytes(cols), true);
+  const end = shareStart(rows, tid + 1, nth), stride = i4RowBytes(cols);
+  for (let r = <usize>shareStart(rows, tid, nth); r < <usize>end; r++) {
+    finish(y, scales, b, r, dotRowI4(w + r * stride, x, cols), xScale);
+  }
 }

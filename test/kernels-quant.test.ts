@@ -193,3 +193,17 @@ test("matvecI4 rejects a wrongly sized weight buffer", async () => {
     assert.throws(() => impl.k.matvecI4(y, impl.i8(64) as unknown as Uint8Array, scales, xq, 1, null, 2, 33), /W4 must be a Uint8Array, got Int8Array/);
   }
 });
+
+test("matvecI8 beyond limits.i8Cols is an error naming the limit (its widened-x scratch is sized once)", async () => {
+  const { Runtime } = await import("../src/runtime/runtime.js");
+  const rt = await Runtime.create({ threads: 2, simd: "simd", limits: { i8Cols: 32 } });
+  try {
+    const y = rt.heap.f32(2), Wq = rt.heap.i8(2 * 33), scales = rt.heap.f32(2).fill(1), xq = rt.heap.i8(33);
+    assert.throws(() => rt.kernels.matvecI8(y, Wq, scales, xq, 1, null, 2, 33), /matvecI8: i8Cols 33 exceeds 32, the limit its scratch was sized for/);
+    Wq.fill(1); xq.fill(2);
+    rt.kernels.matvecI8(y, Wq.subarray(0, 64), scales, xq.subarray(0, 32), 1, null, 2, 32);
+    assert.deepEqual(Array.from(y), [64, 64]);
+  } finally {
+    await rt.close();
+  }
+});

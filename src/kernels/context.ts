@@ -16,10 +16,12 @@ export interface KernelLimits {
   convChannels: number;
   /** Output positions OH·OW of a dual-module convolution (im2rowSensitive's per-thread marks). */
   convPositions: number;
+  /** Columns of an INT8 matrix-vector product (its per-thread copy of x widened to 16 bits). */
+  i8Cols: number;
 }
 
-/** Enough for ResNet-18 at ImageNet's 224×224 at any width up to 8×: a few hundred KiB per thread. */
-export const DEFAULT_LIMITS: KernelLimits = { convChannels: 4096, convPositions: 224 * 224 };
+/** Enough for ResNet-18 at ImageNet's 224×224 at any width up to 8×, and INT8 rows of 32768 inputs: a few hundred KiB per thread. */
+export const DEFAULT_LIMITS: KernelLimits = { convChannels: 4096, convPositions: 224 * 224, i8Cols: 32768 };
 
 export class WasmContext {
   constructor(readonly heap: Heap, readonly pool: Pool, readonly limits: KernelLimits = DEFAULT_LIMITS) {}

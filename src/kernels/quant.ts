@@ -154,7 +154,13 @@ export const quantReference: QuantKernels = {
   },
 };
 
+/** Bytes of one thread's copy of x widened to i16 (assembly/quant.ts widenedBytes). */
+function widenedBytes(cols: number): number { return Math.ceil((cols * 2) / 64) * 64; }
+
 export function quantWasm(ctx: WasmContext): QuantKernels {
+  // The int8 products' per-thread widened x, for up to limits.i8Cols columns.
+  const widened = ctx.heap.u8(widenedBytes(ctx.limits.i8Cols) * ctx.pool.threads);
+  const scratch = (k: string, cols: number) => { ctx.within(k, "i8Cols", cols); return widened.byteOffset; };
   return {
     quantize(q, x, n) {
       const k = "quantize";
@@ -166,7 +172,7 @@ export function quantWasm(ctx: WasmContext): QuantKernels {
       checkMatvecQ(k, y, Wq, scales, xq, xScale, b, rows, cols, false);
       ctx.pool.run("matvec_i8", ctx.threadsFor(rows * cols),
         ctx.ptr(k, "y", y), ctx.ptr(k, "Wq", Wq), ctx.ptr(k, "scales", scales), ctx.ptr(k, "xq", xq), xScale,
-        ctx.ptr(k, "b", b), rows, cols);
+        ctx.ptr(k, "b", b), rows, cols, scratch(k, cols));
     },
     matvecI8Rows(y, Wq, scales, xq, xScale, b, rowIdx, count, rows, cols) {
       const k = "matvecI8Rows";
@@ -174,7 +180,7 @@ export function quantWasm(ctx: WasmContext): QuantKernels {
       checkRowList(k, rowIdx, count, rows);
       ctx.pool.run("matvec_i8_rows", ctx.threadsFor(count * cols),
         ctx.ptr(k, "y", y), ctx.ptr(k, "Wq", Wq), ctx.ptr(k, "scales", scales), ctx.ptr(k, "xq", xq), xScale,
-        ctx.ptr(k, "b", b), ctx.ptr(k, "rowIdx", rowIdx), count, cols);
+        ctx.ptr(k, "b", b), ctx.ptr(k, "rowIdx", rowIdx), count, cols, scratch(k, cols));
     },
     matvecI4(y, W4, scales, xq, xScale, b, rows, cols) {
       const k = "matvecI4";
