@@ -10,6 +10,7 @@
 // onnxruntime-node's run() is asynchronous: its time includes that dispatch and the copy of its
 // outputs into JavaScript, as any caller pays them.
 import { writeFileSync, renameSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FLUSH_BYTES, timeMedian } from "../util/timing.js";
 import { formatTable } from "../util/table.js";
@@ -49,7 +50,9 @@ interface MatvecResult {
   ours_ms: number; ort_ms: number | null;
 }
 interface GemmResult { m: number; n: number; k: number; threads: number; gflops: number; ort_gflops: number | null }
-interface Results { bandwidth_gbps: Record<string, number>; matvec: MatvecResult[]; gemm: GemmResult[] }
+/** The dense fp32 product of the first shape on 1 and 2 threads, alone and beside a busy loop in another process. */
+interface ContentionResult { rows: number; cols: number; threads: number; competitor: boolean; ms: number }
+interface Results { bandwidth_gbps: Record<string, number>; matvec: MatvecResult[]; gemm: GemmResult[]; contention: ContentionResult[] }
 
 // ---------------------------------------------------------------------------------------------
 // Timing
@@ -86,8 +89,11 @@ function agree(what: string, ours: Float32Array, theirs: Float32Array): void {
   }
 }
 
+type Section = "matvec" | "gemm" | "contention";
+const SECTIONS: Section[] = ["matvec", "gemm", "contention"];
+
 async function benchThreads(threads: number, weights: Weights[], results: Results, progress: Progress,
-                            done: { n: number }): Promise<string> {
+                            done: { n: number }, sections: Set<Section>): Promise<string> {
   const rt = await Runtime.create({ threads });
   const k = rt.kernels, heap = rt.heap, rng = new Rng(1000 + threads);
   const step = (what: string) => progress.update(++done.n, `${threads} thread(s): ${what}`);
@@ -106,7 +112,7 @@ async function benchThreads(threads: number, weights: Weights[], results: Result
     const flush = () => { k.sum(flushBuf, flushBuf.length); };
 
     // Matrix-vector products: dense fp32 (and the peer), dense INT8, row-sparse fp32 and INT8.
-    for (const { rows, cols, W: W0 } of weights) {
+    for (const { rows, cols, W: W0 } of sections.has("matvec") ? weights : []) {
       const W = heap.copyF32(W0), x = heap.f32(cols), y = heap.f32(rows);
       rng.fillUniform(x, -1, 1);
       const Wq = heap.i8(rows * cols), scales = heap.f32(rows), xq = heap.i8(cols);
@@ -151,7 +157,7 @@ async function benchThreads(threads: number, weights: Weights[], results: Result
 
     // GEMM. The constant B of the LSTM shapes is the 6000×3000 matrix above, as W.
     const lstmW = weights.find((w) => w.rows === GATES && w.cols === INPUTS)!.W;
-    for (const s of GEMM_SHAPES) {
+    for (const s of sections.has("gemm") ? GEMM_SHAPES : []) {
       const aLen = s.m * s.k, bLen = s.k * s.n;
       const A = heap.f32(aLen), B = heap.f32(bLen), C = heap.f32(s.m * s.n);
       rng.fillUniform(A, -1, 1);
@@ -180,6 +186,36 @@ async function benchThreads(threads: number, weights: Weights[], results: Result
   }
 }
 
+/**
+ * What a second thread costs when another process competes for the cores: the dense fp32 product
+ * of `w` on 1 and 2 threads, each alone and beside a busy loop in a child process (one core's
+ * worth of competition on this 2-core machine), in interleaved rounds.
+ */
+async function benchContention(w: Weights, results: Results): Promise<void> {
+  const rt = await Runtime.create({ threads: 2 });
+  const k = rt.kernels, heap = rt.heap, { rows, cols } = w;
+  const W = heap.copyF32(w.W), x = heap.f32(cols).fill(0.5), y = heap.f32(rows);
+  const flushBuf = heap.f32(FLUSH_BYTES / 4).fill(1);
+  const flush = () => { k.sum(flushBuf, flushBuf.length); };
+  try {
+    for (const competitor of [false, true]) {
+      const busy = competitor ? spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }) : null;
+      try {
+        if (busy) await sleep(200); // let it start spinning
+        for (const threads of THREADS) {
+          rt.pool.active = threads;
+          const ms = await time(() => k.matvec(y, W, x, null, rows, cols), flush);
+          results.contention.push({ rows, cols, threads, competitor, ms });
+        }
+      } finally {
+        busy?.kill();
+      }
+    }
+  } finally {
+    await rt.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -194,7 +230,13 @@ function report(results: Results, variant: string): string {
   out.push(`the copy of its output into JavaScript (72 MB for dW).`);
   out.push("");
   out.push("Memory read bandwidth (sum over 256 MiB f32)");
-  for (const [t, g] of Object.entries(results.bandwidth_gbps)) out.push(`  ${t} thread(s): ${g.toFixed(1)} GB/s`);
+  for (const [t, g] of Object.entries(results.bandwidth_gbps)) {
+    // A reference that is not ours: onnxruntime's dense MatMul over the same weights, cold.
+    const ort = results.matvec.filter((r) => String(r.threads) === t && r.ort_ms !== null)
+      .map((r) => (r.rows * r.cols * 4) / r.ort_ms! / 1e6);
+    out.push(`  ${t} thread(s): ${g.toFixed(1)} GB/s` + (ort.length ? `; onnxruntime's MatMul (cold, dense f32) reads ${Math.max(...ort).toFixed(1)} GB/s` : ""));
+  }
+  out.push("  (a native C++ read of 256 MiB: scripts/stream-read.cpp)");
   out.push("");
 
   out.push("Matrix-vector products, batch 1 (ms); /dense = time over dense of the same dtype; i8/f32 = dense INT8 over dense fp32");
@@ -216,6 +258,15 @@ function report(results: Results, variant: string): string {
   out.push(formatTable(["threads", "shape", "dtype", "rows", "ours ms", "GB/s", "% of bw", "ORT ms", "ours/ORT", "/dense", "i8/f32"], rows));
   out.push("");
 
+  if (results.contention.length > 0) {
+    const c = results.contention, at = (t: number, comp: boolean) => c.find((r) => r.threads === t && r.competitor === comp)!.ms;
+    out.push(`Under contention: dense f32 ${c[0].rows}×${c[0].cols} (ms), alone and beside a busy loop in another process`);
+    out.push(formatTable(["threads", "alone ms", "beside a busy loop ms", "slowdown"],
+      THREADS.map((t) => [String(t), at(t, false).toFixed(3), at(t, true).toFixed(3), (at(t, true) / at(t, false)).toFixed(2)])));
+    out.push(`2 threads over 1 thread beside the busy loop: ${(at(2, true) / at(1, true)).toFixed(2)} (the pool's calling thread takes over shares no worker has started)`);
+    out.push("");
+  }
+
   out.push("GEMM, C (m, n) = op(A) (m, k) · op(B) (k, n) (GFLOP/s, 2mnk per product)");
   out.push(formatTable(["threads", "product", "m×n×k", "ours GFLOP/s", "ORT GFLOP/s", "ours/ORT"],
     results.gemm.map((g) => {
@@ -229,20 +280,24 @@ function report(results: Results, variant: string): string {
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-const USAGE = "dmi bench kernels [--json FILE] (or npm run bench:kernels [-- --json FILE])";
+const USAGE = `dmi bench kernels [--only ${SECTIONS.join(",")}] [--json FILE] (or npm run bench:kernels [-- --json FILE])`;
 
-function parseArgs(argv: string[]): { json: string | null; help: boolean } {
-  let json: string | null = null, help = false;
+function parseArgs(argv: string[]): { json: string | null; help: boolean; sections: Set<Section> } {
+  let json: string | null = null, help = false, sections = new Set(SECTIONS);
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--json" && i + 1 < argv.length) json = argv[++i];
-    else if (argv[i] === "--help") help = true;
+    else if (argv[i] === "--only" && i + 1 < argv.length) {
+      const names = argv[++i].split(",");
+      for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`bench kernels: --only takes ${SECTIONS.join(", ")}, got ${n}`);
+      sections = new Set(names as Section[]);
+    } else if (argv[i] === "--help") help = true;
     else throw new Error(`bench kernels: unknown argument ${argv[i]}; usage: ${USAGE}`);
   }
-  return { json, help };
+  return { json, help, sections };
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const { json, help } = parseArgs(argv);
+  const { json, help, sections } = parseArgs(argv);
   if (help) { console.log(USAGE); return; }
   const rng = new Rng(7);
   const weights: Weights[] = MATVEC_SHAPES.map(([rows, cols]) => {
@@ -250,12 +305,14 @@ export async function main(argv: string[]): Promise<void> {
     rng.fillUniform(W, -1, 1);
     return { rows, cols, W };
   });
-  const perThreads = 1 + MATVEC_SHAPES.length * (2 + ROW_FRACTIONS.length) + GEMM_SHAPES.length;
+  const perThreads = 1 + (sections.has("matvec") ? MATVEC_SHAPES.length * (2 + ROW_FRACTIONS.length) : 0)
+    + (sections.has("gemm") ? GEMM_SHAPES.length : 0);
   const progress = new Progress("bench:kernels", THREADS.length * perThreads, "measurements");
-  const results: Results = { bandwidth_gbps: {}, matvec: [], gemm: [] };
+  const results: Results = { bandwidth_gbps: {}, matvec: [], gemm: [], contention: [] };
   const done = { n: 0 };
   const variants = new Set<string>();
-  for (const t of THREADS) variants.add(await benchThreads(t, weights, results, progress, done));
+  for (const t of THREADS) variants.add(await benchThreads(t, weights, results, progress, done, sections));
+  if (sections.has("contention")) await benchContention(weights[0], results);
   console.log(report(results, [...variants].join("/")));
   if (json) {
     const tmp = `${json}.tmp-${process.pid}`;
