@@ -18,7 +18,7 @@ import { type ResNetConfig, type ResNetWeights, randomResNetWeights, describe, r
 import { loadResNet } from "../conv/checkpoint.js";
 import { loadResNetOnnx } from "../conv/import-onnx.js";
 import { DualResNet } from "../conv/dual.js";
-import { type ConvBits, type ConvProjection, type DualProfile, type InsensitiveOutput, type LittleConvOptions,
+import { type ConvBits, type ConvPredictor, type ConvProjection, type DualProfile, PREDICTOR_BITS, type InsensitiveOutput, type LittleConvOptions,
   runtimeDualBackend } from "../conv/dual-conv.js";
 import { loadDualResNet } from "../conv/dual-checkpoint.js";
 import { accuracy, chooseOperatingPoint, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
@@ -40,7 +40,7 @@ export interface CnnEvalRow {
   /** macs_dense / (macs_big + macs_little · bits/32 + projection additions). */
   ops_reduction_fp32eq: number;
   dense_ms: number; dual_ms: number; ort_ms: number | null; threads: number;
-  weights: "random" | "checkpoint"; width: number; mode: InsensitiveOutput; projection: ConvProjection; k: number[]; bits: number;
+  weights: "random" | "checkpoint"; width: number; mode: InsensitiveOutput; predictor: ConvPredictor; projection: ConvProjection; k: number[]; bits: number;
   achieved_per_layer: { name: string; ratio: number }[];
   test_images: number; agreement: number;
   macs_little_fp32eq: number; projection_adds: number; ops_reduction_fp32eq_no_projection: number;
@@ -56,13 +56,13 @@ export interface CnnEvalRow {
 
 const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --width 16 --size 28] [--dataset D | --images DIR [--fit-images DIR]]
              [--resize N] [--mean M[,M,M]] [--std S[,S,S]] [--modes zero,little] [--ratios 0.5,0.7,0.8,0.9]
-             [--projection channel|patch] [--k K] [--bits 8|4] [--fit 200] [--calibrate 200] [--test N]
+             [--predictor projection|seernet] [--projection channel|patch] [--k K] [--bits 8|4|2] [--fit 200] [--calibrate 200] [--test N]
              [--validation N] [--max-drop 0.5] [--threads 1,2] [--timed 30] [--rounds 3] [--repeats 3] [--json FILE]
              [--figures DIR] [--figure-layer layer1.0.conv1] [--figure-ratio 0.8]
   Dual-module ResNet-18 (28×28 stem) against the dense network and onnxruntime-node's, batch 1.
   Little modules are fitted on the first --fit training images, thresholds calibrated per layer on
   the next --calibrate training images, and top-1 measured on the first --test test images (default
-  all). --dataset defaults to the checkpoint's. Without --checkpoint the weights are random, and
+  all; they are held in memory, at most 1 GiB). --dataset defaults to the checkpoint's. Without --checkpoint the weights are random, and
   --size 224 takes torchvision's ResNet-18 at ImageNet's shape (224×224×3, 1000 classes), fed the
   digits upscaled and repeated over three channels (for operations and timing; top-1 means nothing).
   --onnx: a torchvision ResNet-18 exported by torch.onnx.export (Conv, BatchNormalization or folded
@@ -83,7 +83,10 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
   per-image median taken --repeats times; onnxruntime (same weights) in a block of its own.
   --figures: Figure 3 (histogram of a layer's pre-activations, big vs little) and Figure 4 (its
   feature maps, big vs little, and which outputs are sensitive) at --figure-ratio, as PNG.
-  --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).`;
+  --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).
+  --predictor seernet: the little module is the big convolution with its weights quantized to
+  --bits 4 (default) or 2 and its input to INT8 (SeerNet): no projection, no fit. The paper's
+  projection + fitted little weights take --bits 8 (default) or 4.`;
 
 /** At most this many bytes of scored images (floats) are held: 1 GiB is 1783 images of 3×224×224. */
 const HELD_IMAGE_BYTES = 2 ** 30;
@@ -92,7 +95,7 @@ const HELD_IMAGE_BYTES = 2 ** 30;
 export const NETWORK_OPTIONS = {
   checkpoint: { type: "string" }, onnx: { type: "string" }, width: { type: "string", default: "16" }, size: { type: "string" }, dataset: { type: "string" },
   images: { type: "string" }, "fit-images": { type: "string" }, resize: { type: "string" }, mean: { type: "string" }, std: { type: "string" },
-  projection: { type: "string", default: "channel" }, k: { type: "string" }, bits: { type: "string", default: "8" },
+  predictor: { type: "string", default: "projection" }, projection: { type: "string", default: "channel" }, k: { type: "string" }, bits: { type: "string" },
   fit: { type: "string", default: "200" }, calibrate: { type: "string", default: "200" },
 } as const;
 
@@ -107,8 +110,10 @@ export interface OpenedNetwork {
 export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork> {
   const projection = values.projection as ConvProjection;
   if (projection !== "channel" && projection !== "patch") throw new Error(`--projection: ${projection} must be channel or patch`);
-  const bits = integer("bits", values.bits, 4) as ConvBits;
-  if (bits !== 8 && bits !== 4) throw new Error(`--bits: ${bits} must be 8 or 4`);
+  const predictor = values.predictor as ConvPredictor;
+  if (!(predictor in PREDICTOR_BITS)) throw new Error(`--predictor: ${predictor} must be projection or seernet`);
+  const bits = integer("bits", values.bits, 2, PREDICTOR_BITS[predictor][0]) as ConvBits;
+  if (!PREDICTOR_BITS[predictor].includes(bits)) throw new Error(`--bits: ${bits} must be ${PREDICTOR_BITS[predictor].join(" or ")} with --predictor ${predictor}`);
   const k = values.k === undefined ? undefined : integer("k", values.k, 1);
   const fit = integer("fit", values.fit, 1), calibrate = integer("calibrate", values.calibrate, 1);
   let config: ResNetConfig, weights: ResNetWeights, model: string, savedDataset: string | undefined;
@@ -133,7 +138,7 @@ export async function openNetwork(values: NetworkValues): Promise<OpenedNetwork>
   const { dataset, train, test } = openImages(values, config, savedDataset);
   if (fit + calibrate > train.count) throw new Error(`--fit ${fit} + --calibrate ${calibrate} exceed the ${train.count} images of ${train.name}`);
   return {
-    config, weights, model, weightsKind: values.checkpoint || values.onnx ? "checkpoint" : "random", dataset, little: { projection, k, bits },
+    config, weights, model, weightsKind: values.checkpoint || values.onnx ? "checkpoint" : "random", dataset, little: { predictor, projection, k, bits },
     fitImages: await train.inputs(0, fit), calImages: await train.inputs(fit, calibrate), train, test,
   };
 }
@@ -284,7 +289,7 @@ export async function main(argv: string[]): Promise<void> {
           macs_dense: report.macsDenseNetwork, macs_big: report.macsBig + report.macsDenseOnly, macs_little: report.macsLittle,
           ops_reduction_fp32eq: report.opsReductionFp32eq,
           dense_ms: median(denseMs), dual_ms: median(dualMs), ort_ms: ortMs.get(threads) ?? null, threads,
-          weights: weightsKind, width: config.width, mode, projection: little.projection, k: report.layers.map((l) => l.k), bits: little.bits,
+          weights: weightsKind, width: config.width, mode, predictor: little.predictor, projection: little.projection, k: report.layers.map((l) => l.k), bits: little.bits,
           achieved_per_layer: report.layers.map((l) => ({ name: l.name, ratio: l.insensitiveRatio })),
           test_images: testCount, agreement: accuracy(dualTop, denseTop),
           macs_little_fp32eq: report.macsLittleFp32eq, projection_adds: report.projectionAdds,
