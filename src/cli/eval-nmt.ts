@@ -8,7 +8,7 @@ import { Runtime } from "../runtime/runtime.js";
 import { writeFileAtomic } from "../io/files.js";
 import { Progress } from "../util/progress.js";
 import { formatTable } from "../util/table.js";
-import { integer, list, numbers } from "./args.js";
+import { integer, list, nonNegative, numbers } from "./args.js";
 import { checkRatios } from "../recurrent/eval.js";
 import { formatBleu } from "../seq2seq/bleu.js";
 import { BEAM_DEFAULTS, type Decode } from "../seq2seq/translate.js";
@@ -23,7 +23,7 @@ const USAGE = `dmi eval nmt --model FILE [options]
   --max-sentences N      score only the split's first N pairs (all)
   --fit-pairs N          training pairs the little modules are fitted on (${DUAL_SETUP_DEFAULTS.fitPairs})
   --calibration-pairs N  further training pairs the thresholds are calibrated on (${DUAL_SETUP_DEFAULTS.calibrationPairs})
-  --k K                  little module's projected size (the JL default)
+  --k K                  little module's projected size (the JL default); --lambda X ridge regularisation (1e-4)
   --rounds N             interleaved timing rounds of the decoder step per ratio (400)
   --pairs FILE           the src<TAB>tgt file the model was trained on, when it is not where the checkpoint says
   --threads N            kernel threads
@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<void> {
     options: {
       model: { type: "string" }, ratios: { type: "string", default: "0.1,0.3,0.5,0.7,0.9" }, decode: { type: "string", default: "greedy,beam" },
       split: { type: "string", default: "test" }, "max-sentences": { type: "string" }, "fit-pairs": { type: "string" },
-      "calibration-pairs": { type: "string" }, k: { type: "string" }, rounds: { type: "string" }, pairs: { type: "string" },
+      "calibration-pairs": { type: "string" }, k: { type: "string" }, lambda: { type: "string" }, rounds: { type: "string" }, pairs: { type: "string" },
       threads: { type: "string" }, json: { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -50,7 +50,7 @@ export async function main(argv: string[]): Promise<void> {
   const setup = {
     fitPairs: integer("fit-pairs", v["fit-pairs"], 1, DUAL_SETUP_DEFAULTS.fitPairs),
     calibrationPairs: integer("calibration-pairs", v["calibration-pairs"], 1, DUAL_SETUP_DEFAULTS.calibrationPairs),
-    fit: v.k === undefined ? {} : { k: integer("k", v.k, 1) },
+    fit: { ...(v.k === undefined ? {} : { k: integer("k", v.k, 1) }), ...(v.lambda === undefined ? {} : { lambda: nonNegative("lambda", v.lambda, 0) }) },
   };
   const rounds = integer("rounds", v.rounds, 1, 400), max = integer("max-sentences", v["max-sentences"], 1, Infinity);
   const rt = await Runtime.create(v.threads === undefined ? {} : { threads: integer("threads", v.threads, 1) });
