@@ -23,6 +23,8 @@ export const MAX_ARGS = 16;
 
 /** How long a waiting thread polls before it sleeps: back-to-back kernels then skip the wake-up latency. */
 export const SPIN_ITERATIONS = 20000;
+/** A worker's shortest spin, after calls kept arriving later than its spin (worker-loop.ts). */
+export const MIN_SPIN_ITERATIONS = 1000;
 
 /** How long the calling thread waits for the workers before it declares one dead (no kernel takes a minute). */
 export const DEFAULT_WORKER_TIMEOUT_MS = 60_000;

@@ -2,7 +2,7 @@
 // memory, say ready, then loop forever: wait for the next generation, claim its share (unless the
 // calling thread took it first), run it, count itself done. See pool.ts for the protocol; worker.ts (Node) and worker.browser.ts (a Web
 // Worker) only deliver `WorkerInit` and the ready message.
-import { CTL, CTL_INTS, MAX_ARGS, MAX_THREADS, SPIN_ITERATIONS } from "./pool.js";
+import { CTL, CTL_INTS, MAX_ARGS, MAX_THREADS, MIN_SPIN_ITERATIONS, SPIN_ITERATIONS } from "./pool.js";
 import { instantiateKernels, kernelNames } from "./wasm.js";
 
 export interface WorkerInit { tid: number; module: WebAssembly.Module; memory: WebAssembly.Memory; shared: SharedArrayBuffer }
@@ -15,10 +15,16 @@ export function serveKernels({ tid, module, memory, shared }: WorkerInit, ready:
   ready();
 
   let seen = Atomics.load(ctl, CTL.generation);
+  // Adaptive spin: a wait that ended in sleep halves the next spin (the calls come slower than a
+  // spin: spinning only takes a core from the calling thread or another process), one that ended
+  // while spinning doubles it (back-to-back kernels, as inside a step).
+  let spinLimit = SPIN_ITERATIONS;
   for (;;) {
+    let slept = false;
     for (let spin = 0; Atomics.load(ctl, CTL.generation) === seen; spin++) {
-      if (spin > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.generation, seen);
+      if (spin > spinLimit) { Atomics.wait(ctl, CTL.generation, seen); slept = true; }
     }
+    spinLimit = slept ? Math.max(MIN_SPIN_ITERATIONS, spinLimit >> 1) : Math.min(SPIN_ITERATIONS, spinLimit << 1);
     seen = Atomics.load(ctl, CTL.generation);
     if (Atomics.load(ctl, CTL.stop)) break;
     // Claim before reading the call: a claim of generation `seen` succeeds only while that call is
