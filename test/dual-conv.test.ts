@@ -228,10 +228,46 @@ test("little module estimates agree with a float64 reference within the quantiza
       }
     }
   }
-  assert.throws(() => new LittleConv(be, g, K, { bits: 2 as 8 }), /bits must be 8 or 4, got 2/);
+  assert.throws(() => new LittleConv(be, g, K, { bits: 2 }), /bits must be 8 or 4 with the projection predictor, got 2/);
   const unfitted = new LittleConv(be, g, K);
   assert.throws(() => unfitted.estimate(be.f32(K * P), x, patches), /no weights yet; fit it first/);
   assert.throws(() => unfitted.setWeights(new Float32Array(3), new Float32Array(K)), /W must be \(11, \d+\)/);
+});
+
+test("the seernet predictor is the big convolution with INT4/INT2 weights on INT8 input: exact against float64 of the quantized operands", async () => {
+  const be = await backend(), rng = new Rng(31);
+  const g = patchGeometry(5, 8, 8, 3, 1, 1), K = 7, P = g.OH * g.OW, CRS = 45;
+  const x = be.f32(5 * 64), W = new Float32Array(K * CRS), b = new Float32Array(K);
+  rng.fillUniform(x, 0, 2);
+  for (let i = 0; i < W.length; i++) W[i] = rng.normal();
+  rng.fillUniform(b, -1, 1);
+  const patches = be.f32(P * CRS);
+  be.kernels.im2row(patches, x, g);
+  const sx = Math.fround(Math.max(...x) / 127);
+  for (const bits of [4, 2] as const) {
+    const little = new LittleConv(be, g, K, { predictor: "seernet", bits, k: 3, projection: "patch" });
+    assert.equal(little.k, CRS, "no projection: k is the patch length whatever --k says");
+    assert.equal(little.projectionAdds, 0);
+    assert.equal(little.macs, K * CRS * P);
+    little.setWeights(W, b);
+    const E = be.f32(K * P);
+    little.estimate(E, x, patches);
+    const q = quantizeRows(W, K, CRS, bits), L = bits === 4 ? 7 : 1;
+    assert.ok(q.q!.every((v) => Math.abs(v) <= L), `INT${bits} levels within ±${L}`);
+    let worst = 0;
+    for (let k = 0; k < K; k++) for (let p = 0; p < P; p++) {
+      let e = b[k], mag = Math.abs(b[k]);
+      for (let j = 0; j < CRS; j++) {
+        const xq = Math.max(-127, Math.min(127, Math.round(patches[p * CRS + j] / sx))) * sx;
+        e += q.dequantized[k * CRS + j] * xq;
+        mag += Math.abs(q.dequantized[k * CRS + j] * xq);
+      }
+      worst = Math.max(worst, Math.abs(E[k * P + p] - e) / mag);
+    }
+    assert.ok(worst < 1e-5, `INT${bits}: relative error ${worst} against float64 of the quantized operands`);
+    assert.throws(() => little.project(x, patches), /seernet predictor has no projection/);
+  }
+  assert.throws(() => new LittleConv(be, g, K, { predictor: "seernet", bits: 8 }), /bits must be 4 or 2 with the seernet predictor, got 8/);
 });
 
 // ---------------------------------------------------------------------------------------------

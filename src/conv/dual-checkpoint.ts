@@ -28,6 +28,7 @@ export async function saveDualResNet(path: string, net: DualResNet, weights: Res
                                      options: { dtype?: "F32" | "F16"; notes?: Record<string, string> } = {}): Promise<void> {
   const tensors: Record<string, TensorData> = resnetTensors(net.config, weights, options.dtype);
   for (const { name, dual } of net.layers) {
+    if (dual.little.predictor === "seernet") throw new Error("saveDualResNet: the seernet predictor is the ResNet's own weights quantized; there is nothing to save beside the ResNet (run it with dmi eval cnn --predictor seernet)");
     const w = dual.little.weights;
     if (!w) throw new Error(`saveDualResNet: ${name} has no little weights; fit the network first (DualResNet.fit)`);
     tensors[`little.${name}.weight`] = floatTensor(w.W, [dual.K, dual.little.k], options.dtype);
@@ -35,7 +36,7 @@ export async function saveDualResNet(path: string, net: DualResNet, weights: Res
   }
   const o = net.options, first = net.layers[0].dual.little;
   const little: LittleMeta = { projection: first.projection, kOption: o.k ?? null, eps: o.eps ?? null, k: net.layers.map((l) => l.dual.little.k),
-    bits: first.bits, seed: o.seed ?? 1 };
+    bits: first.bits as 8 | 4, seed: o.seed ?? 1 }; // 2 bits is SeerNet's only, refused above
   const metadata = {
     ...options.notes, format: FORMAT, version: VERSION, config: JSON.stringify(net.config), little: JSON.stringify(little),
     // JSON has no infinities: a layer left dense (threshold −∞) is written as a string.

@@ -16,6 +16,9 @@
 //              projected to c' values once (a 1×1 convolution), and a patch of the projected image is
 //              the projected patch (k = c'·R·S). Overlapping patches share the work, so the
 //              projection costs about c'·C/3 additions per pixel instead of k·C·R·S/3 per position.
+// A competitor, as an option (predictor "seernet", Cao et al. 2019): no projection and no fit; the
+// little module is the big convolution itself with its weights quantized per row to INT4 or INT2
+// (and its input to INT8, one scale per image), on the same int8 patches and GEMM.
 // Not here: the network (src/conv/dual.ts), training of the big weights.
 import { type Backend, type Conv2d, referenceBackend, runtimeBackend } from "./layers.js";
 import { NO_WATCH, type Profile, Stopwatch } from "../util/stopwatch.js";
@@ -50,16 +53,21 @@ export const referenceDualBackend: DualBackend = {
 // Options
 
 export type ConvProjection = "patch" | "channel";
+/** The paper's projection + fitted little weights, or the big weights quantized (SeerNet). */
+export type ConvPredictor = "projection" | "seernet";
 export type InsensitiveOutput = "zero" | "little";
-/** Little-module precisions that run on the INT8 GEMM (INT4 levels are int8 values in [−7, 7]). */
-export type ConvBits = 8 | 4;
+/** Little-module precisions that run on the INT8 GEMM (INT4 levels are int8 values in [−7, 7], INT2 in [−1, 1]). */
+export type ConvBits = 8 | 4 | 2;
+/** The precisions each predictor takes: the fitted module 8 or 4 bits, SeerNet's quantized big weights 4 or 2. */
+export const PREDICTOR_BITS: Record<ConvPredictor, readonly ConvBits[]> = { projection: [8, 4], seernet: [4, 2] };
 
 export interface LittleConvOptions {
+  predictor?: ConvPredictor;    // default "projection"; "seernet" ignores projection, k, eps and lambda
   projection?: ConvProjection;  // default "channel"
   /** Projected dimension; default the Johnson–Lindenstrauss k for K points (jlDim(K, eps)), capped at C·R·S. "channel" rounds it to a multiple of R·S. */
   k?: number;
   eps?: number;                 // default 0.5
-  bits?: ConvBits;              // default 8
+  bits?: ConvBits;              // default 8 ("projection"), 4 ("seernet")
   seed?: number;                // default 1
   lambda?: number;              // ridge, relative (RidgeAccumulator.solve); default 1e-4
 }
@@ -96,11 +104,13 @@ function denseProjection(rows: number, n: number, seed: number): Float32Array {
  * (C, H, W) and its im2row patches (P, C·R·S). fit() sets the weights; until then estimate() throws.
  */
 export class LittleConv {
+  readonly predictor: ConvPredictor;
+  /** "seernet" runs on the "channel" path with the identity as its projection (x itself is quantized). */
   readonly projection: ConvProjection;
   readonly k: number;
   /** k rounded up to a multiple of 16: the int8 operands' row length (zero padding, no scalar tails). */
   readonly kPad: number;
-  readonly channels: number;       // c' for "channel", 0 for "patch"
+  readonly channels: number;       // c' for "channel" (C for "seernet"), 0 for "patch"
   readonly bits: ConvBits;
   readonly seed: number;
   /** Additions of the sparse projection per image (its nonzeros × pixels or positions). */
@@ -117,25 +127,34 @@ export class LittleConv {
   private readonly Z: Float32Array;            // (P, k) projected patches for the fit; (P, kPad) at run time for "patch"
   private readonly Zq: Int8Array;              // (P, kPad)
   private readonly zScales: Float32Array;      // (P) "patch": one scale per position
-  private readonly xp: Float32Array | null;    // (c', H, W) the projected image, "channel" only
+  private readonly xp: Float32Array | null;    // (c', H, W) the projected image, "channel" only (not "seernet")
   private readonly xpq: Int8Array | null;      // (c', H, W) quantized
   private readonly xScale: Float32Array;       // (1) its scale
   private readonly gp: PatchGeometry | null;   // its patch geometry
 
   constructor(private readonly be: DualBackend, readonly g: PatchGeometry, readonly K: number, options: LittleConvOptions = {}) {
     const f = "LittleConv";
-    this.projection = options.projection ?? "channel";
-    this.bits = options.bits ?? 8;
-    if (this.bits !== 8 && this.bits !== 4) throw new RangeError(`${f}: bits must be 8 or 4, got ${String(this.bits)}`);
+    this.predictor = options.predictor ?? "projection";
+    if (!(this.predictor in PREDICTOR_BITS)) throw new RangeError(`${f}: predictor must be "projection" or "seernet", got ${String(this.predictor)}`);
+    const seernet = this.predictor === "seernet", allowed = PREDICTOR_BITS[this.predictor];
+    this.projection = seernet ? "channel" : options.projection ?? "channel";
+    this.bits = options.bits ?? allowed[0];
+    if (!allowed.includes(this.bits)) throw new RangeError(`${f}: bits must be ${allowed.join(" or ")} with the ${this.predictor} predictor, got ${String(this.bits)}`);
     this.seed = options.seed ?? 1;
     if (!Number.isInteger(this.seed)) throw new RangeError(`${f}: seed must be an integer, got ${this.seed}`);
-    const dims = littleConvDims({ C: g.C, K, R: g.R, S: g.S }, options);
+    const dims = seernet ? { k: g.C * g.R * g.S, channels: g.C } : littleConvDims({ C: g.C, K, R: g.R, S: g.S }, options);
     this.k = dims.k;
     this.kPad = Math.ceil(this.k / 16) * 16;
     this.channels = dims.channels;
     const P = g.OH * g.OW, CRS = g.C * g.R * g.S;
     const nonzeros = (M: Float32Array) => M.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0);
-    if (this.projection === "patch") {
+    if (seernet) {
+      this.matrix = be.f32(0);
+      this.xp = null;
+      this.xpq = be.i8(g.C * g.H * g.W);
+      this.gp = g;
+      this.projectionAdds = 0;
+    } else if (this.projection === "patch") {
       this.matrix = be.f32(this.kPad * CRS);
       this.matrix.set(denseProjection(this.k, CRS, this.seed));
       this.xp = null;
@@ -153,7 +172,7 @@ export class LittleConv {
     this.macs = K * this.k * P;
     this.Wq = be.i8(K * this.kPad);
     this.bias = be.f32(K);
-    this.Z = be.f32(P * (this.projection === "patch" ? this.kPad : this.k));
+    this.Z = be.f32(seernet ? 0 : P * (this.projection === "patch" ? this.kPad : this.k));
     this.Zq = be.i8(P * this.kPad);
     this.zScales = be.f32(P);
     this.xScale = be.f32(1);
@@ -161,6 +180,7 @@ export class LittleConv {
 
   /** Z (P, k) in f32: the projected patches of x (C, H, W), whose im2row is patches (P, C·R·S). For the fit. */
   project(x: Float32Array, patches: Float32Array): Float32Array {
+    if (this.predictor === "seernet") throw new Error("LittleConv.project: the seernet predictor has no projection and is not fitted");
     const kr = this.be.kernels, g = this.g, P = g.OH * g.OW, Z = this.Z.subarray(0, P * this.k);
     if (this.projection === "patch") {
       kr.gemm(Z, patches, this.matrix.subarray(0, this.k * g.C * g.R * g.S), P, this.k, g.C * g.R * g.S, false, true, false);
@@ -195,7 +215,11 @@ export class LittleConv {
   estimate(E: Float32Array, x: Float32Array, patches: Float32Array): void {
     if (!this.wScales) throw new Error("LittleConv: the little module has no weights yet; fit it first (LittleConvFit or DualResNet.fit)");
     const kr = this.be.kernels, g = this.g, P = g.OH * g.OW;
-    if (this.projection === "channel") {
+    if (this.predictor === "seernet") {
+      kr.quantizeRowsI8(this.xpq!, this.xScale, x, 1, x.length);
+      kr.im2rowI8(this.Zq, this.xpq!, this.gp!, this.kPad);
+      kr.gemmI8(E, this.Wq, this.wScales, this.Zq, this.xScale, false, this.bias, this.K, P, this.kPad);
+    } else if (this.projection === "channel") {
       kr.gemm(this.xp!, this.matrix, x, this.channels, g.H * g.W, g.C, false, false, false);
       // One row: quantize's result, with the finiteness check done after the kernel, not before it in JavaScript.
       kr.quantizeRowsI8(this.xpq!, this.xScale, this.xp!, 1, this.xp!.length);

@@ -61,6 +61,8 @@ export class DualResNet {
       const stage = Math.floor(i / 2) + 1, block = i % 2;
       for (const [j, conv] of [[1, b.conv1], [2, b.conv2]] as const) {
         const little = new LittleConv(be, conv.geometry, conv.K, { ...options, seed: seed + 2 * i + j - 1 });
+        // SeerNet's predictor is the big convolution quantized: its weights are known, nothing to fit.
+        if (little.predictor === "seernet") little.setWeights(conv.weight, conv.bias);
         this.layers.push({ name: `layer${stage}.${block}.conv${j}`, dual: new DualConv2d(be, conv, little) });
       }
     });
@@ -88,9 +90,13 @@ export class DualResNet {
     return inputs;
   }
 
-  /** Fits every little module (ridge λ: options.lambda, default 1e-4); returns the fit error on the same images. */
+  /**
+   * Fits every little module (ridge λ: options.lambda, default 1e-4); returns the fit error on the same
+   * images. The seernet predictor has nothing to fit: only its error is measured.
+   */
   fit(images: Float32Array[], lambda = this.options.lambda ?? 1e-4): LittleFitReport[] {
     if (images.length === 0) throw new RangeError("DualResNet.fit: no images to fit on");
+    if (this.layers[0].dual.little.predictor === "seernet") return this.fitError(images);
     const fits = this.layers.map((l) => new LittleConvFit(l.dual.little, { backend: this.be.fit }));
     const Y = this.be.fit.alloc(Math.max(...this.layers.map((l) => l.dual.K * l.dual.P)));
     try {
