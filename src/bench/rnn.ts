@@ -24,7 +24,7 @@ import { OrtPeer } from "../onnx/peer.js";
 import { gruGemmModel, gruModel, gruQuantizedModel, lstmGemmModel, lstmModel, lstmQuantizedModel, gnmtStackModel } from "../recurrent/onnx.js";
 import { Progress } from "../util/progress.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { lastLevelCacheBytes, separated, timeRepeated, type Spread, type Variant } from "../util/timing.js";
+import { lastLevelCacheBytes, median, separated, timeRepeated, type Spread, type Variant } from "../util/timing.js";
 import { formatTable } from "../util/table.js";
 import { benchInput, randomModel, type CellName, type Shape } from "./models.js";
 
@@ -47,6 +47,8 @@ export interface RnnBenchTable {
   /** Ratio 0 against dense: `differs` when their min–max ranges do not overlap. */
   control: { dense_ms: Spread; ratio0_ms: Spread; differs: boolean };
   bytes_dense: number; llc_bytes: number | null;
+  /** Read bandwidth on `threads` threads (our sum over the 256 MiB flush buffer, median of 5), GB/s: the physical bound of a step is its bytes over it. */
+  bandwidth_gbps: number;
   rows: RnnBenchRatio[];
 }
 
@@ -117,6 +119,9 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
   for (const t of threads) {
     rt.pool.active = t;
     const ort = await ortCells(shape, weights, t);
+    const bandwidth = flush.byteLength / median(await Promise.all([0, 1, 2, 3, 4].map(async () => {
+      const t0 = performance.now(); rt.kernels.sum(flush, flush.length); return performance.now() - t0;
+    }))) / 1e6;
     try {
       const peerChecks = await checkPeers(ort, reference, timed);
       for (const cache of caches) {
@@ -166,7 +171,7 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
             repeats, steps: timed.length, weights: "random",
             dense_ms: own, little_ms: little, baselines, fastest, peer_checks: peerChecks,
             control: { dense_ms: own, ratio0_ms: ratio0, differs: separated(own, ratio0) },
-            bytes_dense: bytesDense, llc_bytes: llcBytes,
+            bytes_dense: bytesDense, llc_bytes: llcBytes, bandwidth_gbps: bandwidth,
             rows: ratios.map((ratio, i) => {
               const a = achieved[m][i], bytesDual = a.bytes / a.steps;
               return {
@@ -287,12 +292,14 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
     out.push(`dense baselines: ${t.baselines.map((b) => `${b.name} ${ms(b.ms)}`).join(" · ")}; fastest: ${t.fastest}`);
     out.push(`peer checked before timing: ${t.peer_checks.map((c) => `${c.name} max |Δ| ${c.max_error.toExponential(1)} ≤ ${c.tolerance} against ${c.against}`).join(" · ")}`);
     out.push(formatTable(
-      ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "note"],
+      ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "bound ms", "x bound", "note"],
       t.rows.map((r) => [
         r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), ms(r.dual_ms),
         (t.dense_ms.median / r.dual_ms.median).toFixed(2), (fastest.ms.median / r.dual_ms.median).toFixed(2),
         (ortF32.ms.median / r.dual_ms.median).toFixed(2), ((100 * t.little_ms.median) / t.dense_ms.median).toFixed(1),
-        (t.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2), r.fits_llc ? "dual fits LLC, dense not" : "",
+        (t.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2),
+        (r.bytes_dual / t.bandwidth_gbps / 1e6).toFixed(3), (r.bytes_dual / t.bandwidth_gbps / 1e6 / r.dual_ms.median).toFixed(2),
+        r.fits_llc ? "dual fits LLC, dense not" : "",
       ]), 0));
     const c = t.control;
     out.push(`control: ratio 0 ${ms(c.ratio0_ms)} against dense ${ms(c.dense_ms)}: ` +
@@ -303,6 +310,7 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
   out.push("x dense: against our dense step at the big weights' precision; x fastest: against the fastest dense baseline of any precision;" +
     " x ort f32: against onnxruntime's faster fp32 graph.");
   out.push("onnxruntime's times include creating its input tensors and awaiting onnxruntime-node's asynchronous run.");
+  out.push(`bound ms: the step's bytes over the read bandwidth measured before the table (${[...new Set(tables.map((t) => `${t.threads} thread(s) ${t.bandwidth_gbps.toFixed(1)} GB/s`))].join(", ")}); x bound: bound over the measured time (1 = at memory speed).`);
   out.push(`MB: parameter bytes read per step (dual: big rows and biases, little module with its projection, thresholds). ` +
     (llc ? `"dual fits LLC, dense not" (warm rows): the dual step's bytes fit in the ${(llc / 2 ** 20).toFixed(0)} MiB last-level cache and the dense step's do not, so part of that speedup is a cache effect, not the method.`
       : "The last-level cache's size is unknown here: no row is marked as a cache effect."));
