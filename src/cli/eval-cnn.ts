@@ -21,7 +21,8 @@ import { DualResNet } from "../conv/dual.js";
 import { type ConvBits, type ConvPredictor, type ConvProjection, type DualProfile, PREDICTOR_BITS, type InsensitiveOutput, type LittleConvOptions,
   runtimeDualBackend } from "../conv/dual-conv.js";
 import { loadDualResNet } from "../conv/dual-checkpoint.js";
-import { accuracy, chooseOperatingPoint, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
+import type { LayerCurve } from "../conv/allocate.js";
+import { accuracy, chooseOperatingPoint, greedyRatios, predict, timeDenseAndDual, timeOrt } from "../conv/eval.js";
 import { IMAGE_DATASETS, type ImageDataset, imageSetSource, loadImageSet } from "../data/images.js";
 import { type ImageInputOptions, type ImageSource, openImageFolder } from "../data/image-folder.js";
 import { writeFileAtomic } from "../io/files.js";
@@ -40,7 +41,7 @@ export interface CnnEvalRow {
   /** macs_dense / (macs_big + macs_little · bits/32 + projection additions). */
   ops_reduction_fp32eq: number;
   dense_ms: number; dual_ms: number; ort_ms: number | null; threads: number;
-  weights: "random" | "checkpoint"; width: number; mode: InsensitiveOutput; predictor: ConvPredictor; projection: ConvProjection; k: number[]; bits: number;
+  weights: "random" | "checkpoint"; width: number; mode: InsensitiveOutput; allocation: "uniform" | "greedy"; predictor: ConvPredictor; projection: ConvProjection; k: number[]; bits: number;
   achieved_per_layer: { name: string; ratio: number }[];
   test_images: number; agreement: number;
   macs_little_fp32eq: number; projection_adds: number; ops_reduction_fp32eq_no_projection: number;
@@ -86,7 +87,10 @@ const HELP = `dmi eval cnn [--checkpoint FILE | --onnx FILE | --dual FILE | --wi
   --k: projected dimension (default: Johnson–Lindenstrauss for K points, capped at C·R·S).
   --predictor seernet: the little module is the big convolution with its weights quantized to
   --bits 4 (default) or 2 and its input to INT8 (SeerNet): no projection, no fit. The paper's
-  projection + fitted little weights take --bits 8 (default) or 4.`;
+  projection + fitted little weights take --bits 8 (default) or 4.
+  --allocation greedy: instead of every layer at the ratio, a ratio per layer with the same big-module
+  operations, allocated by each layer's measured damage (KL from dense, that layer alone dual) on the
+  calibration images.`;
 
 /** At most this many bytes of scored images (floats) are held: 1 GiB is 1783 images of 3×224×224. */
 const HELD_IMAGE_BYTES = 2 ** 30;
@@ -202,7 +206,7 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...NETWORK_OPTIONS, dual: { type: "string" },
-      modes: { type: "string", default: "zero,little" }, ratios: { type: "string", default: "0.5,0.7,0.8,0.9" }, test: { type: "string" },
+      modes: { type: "string", default: "zero,little" }, allocation: { type: "string", default: "uniform" }, ratios: { type: "string", default: "0.5,0.7,0.8,0.9" }, test: { type: "string" },
       threads: { type: "string", default: "1,2" }, timed: { type: "string", default: "30" }, rounds: { type: "string", default: "3" },
       repeats: { type: "string", default: "3" }, json: { type: "string" },
       validation: { type: "string", default: "0" }, "max-drop": { type: "string", default: "0.5" },
@@ -276,9 +280,12 @@ export async function main(argv: string[]): Promise<void> {
     const denseTop = predict(net.dense, scoredImages, `dense, ${scoredOn}`);
     const top1Dense = accuracy(denseTop, scoredLabels);
     const ortMs = await timeOrt(config, weights, net.dense, timedImages, threadCounts, rt);
+    const allocation = values.allocation;
+    if (allocation !== "uniform" && allocation !== "greedy") throw new Error(`--allocation: ${allocation} must be uniform or greedy`);
+    const curves = new Map<string, LayerCurve[]>();
     for (const { mode, ratio } of points) {
       net.mode = mode;
-      if (calImages) net.calibrate(calImages, ratio);
+      if (calImages) net.calibrate(calImages, allocation === "greedy" ? greedyRatios(net, calImages, ratio, curves).ratios : ratio);
       const dualTop = predict(net, scoredImages, `${mode} ${ratio}, ${scoredOn}`);
       const report = net.report(), little = net.layers[0].dual.little;
       for (const threads of threadCounts) {
@@ -289,7 +296,7 @@ export async function main(argv: string[]): Promise<void> {
           macs_dense: report.macsDenseNetwork, macs_big: report.macsBig + report.macsDenseOnly, macs_little: report.macsLittle,
           ops_reduction_fp32eq: report.opsReductionFp32eq,
           dense_ms: median(denseMs), dual_ms: median(dualMs), ort_ms: ortMs.get(threads) ?? null, threads,
-          weights: weightsKind, width: config.width, mode, predictor: little.predictor, projection: little.projection, k: report.layers.map((l) => l.k), bits: little.bits,
+          weights: weightsKind, width: config.width, mode, allocation, predictor: little.predictor, projection: little.projection, k: report.layers.map((l) => l.k), bits: little.bits,
           achieved_per_layer: report.layers.map((l) => ({ name: l.name, ratio: l.insensitiveRatio })),
           test_images: testCount, agreement: accuracy(dualTop, denseTop),
           macs_little_fp32eq: report.macsLittleFp32eq, projection_adds: report.projectionAdds,

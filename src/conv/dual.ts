@@ -14,6 +14,7 @@ import { NO_WATCH, Stopwatch } from "../util/stopwatch.js";
 import { DualConv2d, type DualBackend, type DualProfile, type InsensitiveOutput, LittleConv, LittleConvFit,
   type LittleConvOptions } from "./dual-conv.js";
 import { calibrate } from "../dual/calibrate.js";
+import type { LayerCurve } from "./allocate.js";
 
 export interface DualResNetOptions extends LittleConvOptions {
   mode?: InsensitiveOutput;   // default "zero"
@@ -171,9 +172,14 @@ export class DualResNet {
   // -------------------------------------------------------------------------------------------
   // Calibration: one threshold per layer for a target insensitive ratio
 
-  /** Sets every layer's threshold; returns the achieved ratio per layer on the calibration images. */
-  calibrate(images: Float32Array[], ratio: number): number[] {
-    if (!(ratio >= 0 && ratio < 1)) throw new RangeError(`DualResNet.calibrate: ratio must be in [0, 1), got ${ratio}`);
+  /**
+   * Sets every layer's threshold for one ratio, or a ratio per layer (allocateRatios); returns the
+   * achieved ratio per layer on the calibration images.
+   */
+  calibrate(images: Float32Array[], ratio: number | number[]): number[] {
+    const ratios = typeof ratio === "number" ? this.layers.map(() => ratio) : ratio;
+    if (ratios.length !== this.layers.length) throw new RangeError(`DualResNet.calibrate: ${ratios.length} ratios for ${this.layers.length} dual layers`);
+    for (const r of ratios) if (!(r >= 0 && r < 1)) throw new RangeError(`DualResNet.calibrate: ratio must be in [0, 1), got ${r}`);
     if (images.length === 0) throw new RangeError("DualResNet.calibrate: no calibration images");
     for (const l of this.layers) l.dual.threshold = -Infinity;
     const achieved = this.layers.map((l, i) => {
@@ -186,12 +192,50 @@ export class DualResNet {
       }
       const all = new Float32Array(samples.reduce((n, s) => n + s.length, 0));
       samples.reduce((at, s) => { all.set(s, at); return at + s.length; }, 0);
-      const c = calibrate("relu", all, ratio);
+      const c = calibrate("relu", all, ratios[i]);
       l.dual.threshold = c.lo;
       return c.achieved;
     });
     this.resetCounts();
     return achieved;
+  }
+
+  /**
+   * Each layer's damage curve for allocateRatios: with that layer alone dual (the others dense) at
+   * each of `ratios` (ascending, from 0), the mean KL divergence of the network's softmax from the
+   * dense one's over `images`; macs are the layer's dense multiply-adds. Leaves every layer dense.
+   */
+  sensitivity(images: Float32Array[], ratios: number[]): LayerCurve[] {
+    const f = "DualResNet.sensitivity";
+    if (images.length === 0) throw new RangeError(`${f}: no images`);
+    if (ratios[0] !== 0 || ratios.some((r, j) => j > 0 && !(r > ratios[j - 1] && r < 1))) throw new RangeError(`${f}: ratios must ascend from 0 within [0, 1), got ${ratios.join(", ")}`);
+    for (const l of this.layers) l.dual.threshold = -Infinity;
+    const dense = images.map((x) => logSoftmax(this.forward(this.checkImage(f, x))));
+    const curves = this.layers.map((l, i) => {
+      const samples: Float32Array[] = [];
+      l.dual.samples = samples;
+      try {
+        for (const image of images) this.run(image, undefined, i);
+      } finally {
+        l.dual.samples = null;
+      }
+      const all = new Float32Array(samples.reduce((n, s) => n + s.length, 0));
+      samples.reduce((at, s) => { all.set(s, at); return at + s.length; }, 0);
+      const damage = ratios.map((r) => {
+        if (r === 0) return 0;
+        l.dual.threshold = calibrate("relu", all, r).lo;
+        let kl = 0;
+        images.forEach((x, n) => {
+          const q = logSoftmax(this.forward(x)), p = dense[n];
+          for (let j = 0; j < p.length; j++) kl += Math.exp(p[j]) * (p[j] - q[j]);
+        });
+        return kl / images.length;
+      });
+      l.dual.threshold = -Infinity;
+      return { macs: l.dual.K * l.dual.P * l.dual.CRS, ratios: ratios.slice(), damage };
+    });
+    this.resetCounts();
+    return curves;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -268,4 +312,14 @@ export class DualResNet {
       opsReductionFp32eqNoProjection: this.dense.macs / (macsDenseOnly + macsBig + macsLittleFp32eq),
     };
   }
+}
+
+/** log softmax of logits, in float64. */
+function logSoftmax(logits: Float32Array): Float64Array {
+  let m = -Infinity;
+  for (const v of logits) m = Math.max(m, v);
+  let s = 0;
+  for (const v of logits) s += Math.exp(v - m);
+  const log = m + Math.log(s);
+  return Float64Array.from(logits, (v) => v - log);
 }

@@ -10,6 +10,7 @@ import { timeInterleaved, timeMedian } from "../util/timing.js";
 import type { ResNet, ResNetConfig, ResNetWeights } from "./resnet.js";
 import type { DualResNet } from "./dual.js";
 import { type DualProfile, emptyDualProfile } from "./dual-conv.js";
+import { type Allocation, type LayerCurve, allocateRatios } from "./allocate.js";
 
 /** Images from..from+n of a set, as the network's inputs. */
 export function inputImages(set: ImageSet, from: number, n: number, config: ResNetConfig): Float32Array[] {
@@ -109,4 +110,24 @@ export function chooseOperatingPoint<P extends ScoredPoint>(points: P[], maxDrop
     if (!best || p.ops_reduction_fp32eq > best.ops_reduction_fp32eq) best = p;
   }
   return best;
+}
+
+/** The ratios at which each layer's damage is measured for a greedy allocation. */
+export const SENSITIVITY_RATIOS = [0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95];
+
+/**
+ * Per-layer ratios that leave the big module the operations of `ratio` applied to every layer
+ * (Σ (1 − r_l)·macs_l ≤ (1 − ratio)·Σ macs_l), allocated greedily by each layer's measured damage
+ * (DualResNet.sensitivity on `images`, in the network's current mode; `curves` caches them per mode).
+ */
+export function greedyRatios(net: DualResNet, images: Float32Array[], ratio: number, curves: Map<string, LayerCurve[]>): Allocation {
+  let c = curves.get(net.mode);
+  if (!c) {
+    const started = performance.now();
+    c = net.sensitivity(images, SENSITIVITY_RATIOS);
+    console.error(`per-layer damage curves (${net.mode}) on ${images.length} images in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    curves.set(net.mode, c);
+  }
+  const total = c.reduce((s, l) => s + l.macs, 0);
+  return allocateRatios(c, { macs: (1 - ratio) * total });
 }
