@@ -113,7 +113,7 @@ export function chooseOperatingPoint<P extends ScoredPoint>(points: P[], maxDrop
 }
 
 /** The ratios at which each layer's damage is measured for a greedy allocation. */
-export const SENSITIVITY_RATIOS = [0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95];
+export const SENSITIVITY_RATIOS = [0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95];
 
 /**
  * Per-layer ratios that leave the big module the operations of `ratio` applied to every layer
