@@ -239,7 +239,6 @@ function report(results: Results, variant: string): string {
   out.push("  (a native C++ read of 256 MiB: scripts/stream-read.cpp)");
   out.push("");
 
-  out.push("Matrix-vector products, batch 1 (ms); /dense = time over dense of the same dtype; i8/f32 = dense INT8 over dense fp32");
   const rows: string[][] = [];
   for (const r of results.matvec) {
     const same = (dtype: string, f: number) =>
@@ -255,8 +254,11 @@ function report(results: Results, variant: string): string {
       r.dtype === "i8" && r.rows_fraction === 1 ? (r.ours_ms / same("f32", 1).ours_ms).toFixed(2) : "-",
     ]);
   }
-  out.push(formatTable(["threads", "shape", "dtype", "rows", "ours ms", "GB/s", "% of bw", "ORT ms", "ours/ORT", "/dense", "i8/f32"], rows));
-  out.push("");
+  if (rows.length > 0) {
+    out.push("Matrix-vector products, batch 1 (ms); /dense = time over dense of the same dtype; i8/f32 = dense INT8 over dense fp32");
+    out.push(formatTable(["threads", "shape", "dtype", "rows", "ours ms", "GB/s", "% of bw", "ORT ms", "ours/ORT", "/dense", "i8/f32"], rows));
+    out.push("");
+  }
 
   if (results.contention.length > 0) {
     const c = results.contention, at = (t: number, comp: boolean) => c.find((r) => r.threads === t && r.competitor === comp)!.ms;
@@ -267,6 +269,7 @@ function report(results: Results, variant: string): string {
     out.push("");
   }
 
+  if (results.gemm.length === 0) return out.join("\n");
   out.push("GEMM, C (m, n) = op(A) (m, k) · op(B) (k, n) (GFLOP/s, 2mnk per product)");
   out.push(formatTable(["threads", "product", "m×n×k", "ours GFLOP/s", "ORT GFLOP/s", "ours/ORT"],
     results.gemm.map((g) => {
