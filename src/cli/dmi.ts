@@ -9,7 +9,7 @@ interface Command { summary: string; run: (args: string[]) => Promise<void> }
 
 /** Every command; its module is src/cli/<name with a dash>.ts, exporting main(args). */
 type CommandName = "bench rnn" | "bench cnn" | "bench kernels" | "bench fit" | "bench train" | "data" | "train lm" | "train cnn" | "train nmt" | "translate" | "eval lm" | "eval nmt"
-  | "fit cnn" | "eval cnn" | "tables lm" | "tables prune" | "demo" | "serve";
+  | "fit cnn" | "eval cnn" | "tables lm" | "tables prune" | "tables nmt" | "demo" | "serve";
 
 const COMMANDS = {
   "bench rnn": {
@@ -75,6 +75,10 @@ const COMMANDS = {
   "tables prune": {
     summary: "the paper's Table 4: dual-module inference against and on top of weight pruning (PPL, bytes, step time; trained and random weights)",
     run: async (args) => (await import("./tables-prune.js")).main(args),
+  },
+  "tables nmt": {
+    summary: "the paper's Table 3 from a trained GNMT: test BLEU dense and dual-module per ratio (greedy, beam), decoder step times, and the stack at the paper's shapes beside onnxruntime",
+    run: async (args) => (await import("./tables-nmt.js")).main(args),
   },
   "demo": {
     summary: "the shipped default model: dense vs dual-module perplexity and speed, and sentences sampled both ways",
