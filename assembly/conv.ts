@@ -200,6 +200,37 @@ const L2_PATCH_BYTES = 256 * 1024;
   store<f32>(out, r0); store<f32>(out, r1, 4); store<f32>(out, r2, 8); store<f32>(out, r3, 12);
 }
 
+/** Eight dot products of one weight row with eight patches (addresses at p[0..7]): one load of w serves eight streams. */
+// @ts-ignore: decorator
+@inline function dot8(w: usize, p: usize, n: i32, out: usize): void {
+  const a0 = load<usize>(p), a1 = load<usize>(p, 4), a2 = load<usize>(p, 8), a3 = load<usize>(p, 12);
+  const a4 = load<usize>(p, 16), a5 = load<usize>(p, 20), a6 = load<usize>(p, 24), a7 = load<usize>(p, 28);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const wv = v128.load(w + o);
+    s0 = madd(wv, v128.load(a0 + o), s0);
+    s1 = madd(wv, v128.load(a1 + o), s1);
+    s2 = madd(wv, v128.load(a2 + o), s2);
+    s3 = madd(wv, v128.load(a3 + o), s3);
+    s4 = madd(wv, v128.load(a4 + o), s4);
+    s5 = madd(wv, v128.load(a5 + o), s5);
+    s6 = madd(wv, v128.load(a6 + o), s6);
+    s7 = madd(wv, v128.load(a7 + o), s7);
+  }
+  let r0 = hsum(s0), r1 = hsum(s1), r2 = hsum(s2), r3 = hsum(s3), r4 = hsum(s4), r5 = hsum(s5), r6 = hsum(s6), r7 = hsum(s7);
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const wv = load<f32>(w + o);
+    r0 += wv * load<f32>(a0 + o); r1 += wv * load<f32>(a1 + o); r2 += wv * load<f32>(a2 + o); r3 += wv * load<f32>(a3 + o);
+    r4 += wv * load<f32>(a4 + o); r5 += wv * load<f32>(a5 + o); r6 += wv * load<f32>(a6 + o); r7 += wv * load<f32>(a7 + o);
+  }
+  store<f32>(out, r0); store<f32>(out, r1, 4); store<f32>(out, r2, 8); store<f32>(out, r3, 12);
+  store<f32>(out, r4, 16); store<f32>(out, r5, 20); store<f32>(out, r6, 24); store<f32>(out, r7, 28);
+}
+
 // @ts-ignore: decorator
 @inline function dot1(w: usize, a: usize, n: i32): f32 {
   let s = f32x4.splat(0);
@@ -216,7 +247,7 @@ const L2_PATCH_BYTES = 256 * 1024;
  * with weight (K, CRS) and patches (P, CRS); nothing else in y is written (bias may be 0: none).
  * Threads split the list into equal parts. Each part runs channel by channel inside blocks of
  * positions, so that a block's patches stay in L2 while every channel's weight row streams from L1;
- * four positions of a channel share each weight load. scratch: conv_sensitive_scratch(K) bytes per thread.
+ * eight (or four) positions of a channel share each weight load. scratch: conv_sensitive_scratch(K) bytes per thread.
  */
 export function conv_sensitive_f32(y: usize, weight: usize, patches: usize, bias: usize, idx: usize, count: i32,
                                    K: i32, P: i32, CRS: i32, scratch: usize, tid: i32, nth: i32): void {
@@ -225,7 +256,8 @@ export function conv_sensitive_f32(y: usize, weight: usize, patches: usize, bias
   const kFirst = load<i32>(idx + (<usize>e0 << 2)) / P, kLast = load<i32>(idx + (<usize>(e1 - 1) << 2)) / P;
   // cursor[k − kFirst] and end[k − kFirst]: this part's entries of channel k not yet computed.
   const cursor = scratch + <usize>tid * conv_sensitive_scratch(K), end = cursor + (<usize>K << 2);
-  const tmp = end + (<usize>K << 2); // four dot products
+  const tmp = end + (<usize>K << 2); // eight dot products
+  const addr = tmp + 32;             // eight patch addresses
   for (let k = kFirst; k <= kLast; k++) { store<i32>(cursor + (<usize>(k - kFirst) << 2), e1); store<i32>(end + (<usize>(k - kFirst) << 2), e1); }
   for (let e = e0; e < e1; e++) {
     const k = load<i32>(idx + (<usize>e << 2)) / P - kFirst;
@@ -243,7 +275,13 @@ export function conv_sensitive_f32(y: usize, weight: usize, patches: usize, bias
       const stop = load<i32>(end + (<usize>(k - kFirst) << 2));
       const base = k * P, w = weight + <usize>k * rowBytes;
       const b: f32 = bias ? load<f32>(bias + (<usize>k << 2)) : 0;
-      // Four entries at a time while all four lie in this block of positions.
+      // Eight entries at a time, then four, while they lie in this block of positions.
+      for (; e + 8 <= stop; e += 8) {
+        if (load<i32>(idx + (<usize>(e + 7) << 2)) - base >= pEnd) break;
+        for (let q = 0; q < 8; q++) store<usize>(addr + (<usize>q << 2), patches + <usize>(load<i32>(idx + (<usize>(e + q) << 2)) - base) * rowBytes);
+        dot8(w, addr, CRS, tmp);
+        for (let q = 0; q < 8; q++) store<f32>(y + (<usize>load<i32>(idx + (<usize>(e + q) << 2)) << 2), load<f32>(tmp + (<usize>q << 2)) + b);
+      }
       for (; e + 4 <= stop; e += 4) {
         const i0 = load<i32>(idx + (<usize>e << 2)), i3 = load<i32>(idx + (<usize>(e + 3) << 2));
         if (i3 - base >= pEnd) break;
@@ -265,7 +303,69 @@ export function conv_sensitive_f32(y: usize, weight: usize, patches: usize, bias
   }
 }
 
-/** Bytes of scratch conv_sensitive_f32 needs per thread for K channels: two cursors per channel, four results. */
+/**
+ * Bytes of scratch conv_sensitive_f32 and conv_sensitive_pos_f32 need per thread for K channels:
+ * two ints per channel (cursors and ends, or cursors and one position's channels), eight results,
+ * eight addresses.
+ */
 export function conv_sensitive_scratch(K: i32): i32 {
-  return 8 * K + 16;
+  return 8 * K + 64;
+}
+
+/**
+ * conv_sensitive_f32's outputs grouped the other way: position by position, the channels sensitive
+ * at that position in groups of eight (then four, then one) share each load of the position's patch,
+ * while their weight rows stream. Threads split the positions; each finds its channels' first entries
+ * with one pass over idx, then walks positions keeping a cursor per channel (O(K) per position).
+ * Same result, same scratch (conv_sensitive_scratch(K) bytes per thread).
+ */
+export function conv_sensitive_pos_f32(y: usize, weight: usize, patches: usize, bias: usize, idx: usize, count: i32,
+                                       K: i32, P: i32, CRS: i32, scratch: usize, tid: i32, nth: i32): void {
+  const p0 = shareStart(P, tid, nth), p1 = shareStart(P, tid + 1, nth);
+  if (p0 >= p1 || count == 0) return;
+  // cursor[k]: channel k's next entry (−1: none left in this part); list: the channels of one position.
+  const cursor = scratch + <usize>tid * conv_sensitive_scratch(K), list = cursor + (<usize>K << 2);
+  const tmp = scratch + <usize>tid * conv_sensitive_scratch(K) + (<usize>K << 3), addr = tmp + 32;
+  for (let k = 0; k < K; k++) store<i32>(cursor + (<usize>k << 2), -1);
+  for (let e = 0; e < count; e++) {
+    const i = load<i32>(idx + (<usize>e << 2)), k = i / P, p = i - k * P;
+    const ck = cursor + (<usize>k << 2);
+    if (p >= p0 && p < p1 && load<i32>(ck) < 0) store<i32>(ck, e);
+  }
+  const rowBytes = <usize>CRS << 2;
+  for (let p = p0; p < p1; p++) {
+    let n = 0;
+    for (let k = 0; k < K; k++) {
+      const ck = cursor + (<usize>k << 2), e = load<i32>(ck);
+      if (e < 0 || load<i32>(idx + (<usize>e << 2)) != k * P + p) continue;
+      store<i32>(list + (<usize>n << 2), k);
+      n++;
+      // The channel's next entry, unless it belongs to the next channel or another thread's positions.
+      const next = e + 1 < count ? load<i32>(idx + (<usize>(e + 1) << 2)) : -1;
+      store<i32>(ck, next >= 0 && next / P == k && next - k * P < p1 ? e + 1 : -1);
+    }
+    const x = patches + <usize>p * rowBytes;
+    let j = 0;
+    for (; j + 8 <= n; j += 8) {
+      for (let q = 0; q < 8; q++) store<usize>(addr + (<usize>q << 2), weight + <usize>load<i32>(list + (<usize>(j + q) << 2)) * rowBytes);
+      dot8(x, addr, CRS, tmp);
+      for (let q = 0; q < 8; q++) {
+        const k = load<i32>(list + (<usize>(j + q) << 2));
+        store<f32>(y + (<usize>(k * P + p) << 2), load<f32>(tmp + (<usize>q << 2)) + (bias ? load<f32>(bias + (<usize>k << 2)) : 0));
+      }
+    }
+    for (; j + 4 <= n; j += 4) {
+      const k0 = load<i32>(list + (<usize>j << 2)), k1 = load<i32>(list + (<usize>(j + 1) << 2));
+      const k2 = load<i32>(list + (<usize>(j + 2) << 2)), k3 = load<i32>(list + (<usize>(j + 3) << 2));
+      dot4(x, weight + <usize>k0 * rowBytes, weight + <usize>k1 * rowBytes, weight + <usize>k2 * rowBytes, weight + <usize>k3 * rowBytes, CRS, tmp);
+      store<f32>(y + (<usize>(k0 * P + p) << 2), load<f32>(tmp) + (bias ? load<f32>(bias + (<usize>k0 << 2)) : 0));
+      store<f32>(y + (<usize>(k1 * P + p) << 2), load<f32>(tmp, 4) + (bias ? load<f32>(bias + (<usize>k1 << 2)) : 0));
+      store<f32>(y + (<usize>(k2 * P + p) << 2), load<f32>(tmp, 8) + (bias ? load<f32>(bias + (<usize>k2 << 2)) : 0));
+      store<f32>(y + (<usize>(k3 * P + p) << 2), load<f32>(tmp, 12) + (bias ? load<f32>(bias + (<usize>k3 << 2)) : 0));
+    }
+    for (; j < n; j++) {
+      const k = load<i32>(list + (<usize>j << 2));
+      store<f32>(y + (<usize>(k * P + p) << 2), dot1(weight + <usize>k * rowBytes, x, CRS) + (bias ? load<f32>(bias + (<usize>k << 2)) : 0));
+    }
+  }
 }

@@ -129,14 +129,14 @@ test("im2row is im2col transposed (every build, every geometry)", async () => {
   }
 });
 
-test("convSensitive computes exactly the listed outputs in float64 accuracy and leaves the others alone", async () => {
+test("convSensitive (grouped by channel or by position) computes exactly the listed outputs in float64 accuracy and leaves the others alone", async () => {
   const rng = new Rng(10);
   // [K, P, CRS]: tiny, odd, a ResNet stage-4 shape at 28×28 (P·CRS beyond the 256 KiB patch block),
   // and a stage-1 one (many positions per block).
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [13, 17, 29], [32, 16, 4608], [16, 784, 144]];
+  const shapes: [number, number, number][] = [[1, 1, 1], [3, 7, 5], [13, 17, 29], [32, 16, 4608], [16, 784, 144], [70, 4, 36]];
   for (const impl of await impls()) {
     for (const [K, P, CRS] of shapes) {
-      for (const density of [0, 0.1, 0.5, 1]) {
+      for (const density of [0, 0.1, 0.5, 1]) for (const grouping of ["channel", "position"] as const) {
         const weight = random(impl, rng, K * CRS), patches = random(impl, rng, P * CRS), bias = random(impl, rng, K);
         const listed: number[] = [];
         for (let i = 0; i < K * P; i++) if (rng.uniform() < density) listed.push(i);
@@ -144,7 +144,7 @@ test("convSensitive computes exactly the listed outputs in float64 accuracy and 
         idx.set(listed);
         idx.fill(-7, listed.length);
         const y = impl.f32(K * P).fill(NaN);
-        impl.k.convSensitive(y, weight, patches, density === 0.5 ? null : bias, idx, listed.length, K, P, CRS);
+        impl.k.convSensitive(y, weight, patches, density === 0.5 ? null : bias, idx, listed.length, K, P, CRS, grouping);
         const want = new Float64Array(K * P).fill(NaN), scale = new Float64Array(K * P).fill(1);
         for (const i of listed) {
           const k = Math.floor(i / P), p = i % P;
@@ -153,8 +153,8 @@ test("convSensitive computes exactly the listed outputs in float64 accuracy and 
           want[i] = s; scale[i] = m;
         }
         for (let i = 0; i < K * P; i++) {
-          if (Number.isNaN(want[i])) { if (!Number.isNaN(y[i])) assert.fail(`${impl.name} ${K}×${P}×${CRS}: unlisted output ${i} was written`); }
-          else if (!(Math.abs(y[i] - want[i]) <= 1e-6 * scale[i])) assert.fail(`${impl.name} ${K}×${P}×${CRS} density ${density}: output ${i} is ${y[i]}, expected ${want[i]}`);
+          if (Number.isNaN(want[i])) { if (!Number.isNaN(y[i])) assert.fail(`${impl.name} ${grouping} ${K}×${P}×${CRS}: unlisted output ${i} was written`); }
+          else if (!(Math.abs(y[i] - want[i]) <= 1e-6 * scale[i])) assert.fail(`${impl.name} ${grouping} ${K}×${P}×${CRS} density ${density}: output ${i} is ${y[i]}, expected ${want[i]}`);
         }
       }
     }

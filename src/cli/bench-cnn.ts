@@ -17,7 +17,7 @@ import { timeMedian } from "../util/timing.js";
 import { formatTable } from "../util/table.js";
 import { numbers } from "./args.js";
 import { Rng } from "../util/random.js";
-import { patchGeometry } from "../kernels/conv.js";
+import { type SensitiveGrouping, patchGeometry } from "../kernels/conv.js";
 
 export interface CnnBenchRow {
   model: "resnet18"; input: string; width: number; threads: number; weights: "random";
@@ -46,7 +46,8 @@ export async function main(argv: string[]): Promise<void> {
   Random weights; batch 1; median of --reps images after ${WARMUP} warm-up runs.
   --sparse: instead, one 3×3 convolution per stage of the 28×28 network, dense (im2col + GEMM)
   against the big module computing only sensitive outputs (im2row + convSensitive) at several
-  insensitive ratios, with uniformly random masks (real masks are spatially correlated).`);
+  insensitive ratios, with uniformly random masks (real masks are spatially correlated), its outputs
+  grouped by channel and by position (see convSensitive).`);
     return;
   }
   const sizes = numbers(values.size, "size")!;
@@ -135,7 +136,7 @@ function formatRows(rows: CnnBenchRow[]): string {
 // --sparse: what skipping outputs saves in one convolution
 
 export interface SparseBenchRow {
-  stage: number; C: number; K: number; H: number; threads: number; ratio: number; masks: "uniform random";
+  stage: number; C: number; K: number; H: number; threads: number; ratio: number; masks: "uniform random"; grouping: SensitiveGrouping;
   dense_ms: number; im2row_ms: number; sensitive_ms: number; macs_dense: number; macs_sensitive: number;
 }
 
@@ -156,9 +157,11 @@ async function benchSparse(rt: Runtime, width: number, threads: number, reps: nu
     for (const ratio of SPARSE_RATIOS) {
       let count = 0;
       for (let i = 0; i < K * P; i++) if (rng.uniform() >= ratio) idx[count++] = i;
-      const sensitive = await timeMedian(() => rt.kernels.convSensitive(y, w, patches, bias, idx, count, K, P, CRS), opts);
-      rows.push({ stage: s + 1, C, K, H, threads, ratio, masks: "uniform random", dense_ms: dense, im2row_ms: im2row,
-        sensitive_ms: sensitive, macs_dense: K * P * CRS, macs_sensitive: count * CRS });
+      for (const grouping of ["channel", "position"] as const) {
+        const sensitive = await timeMedian(() => rt.kernels.convSensitive(y, w, patches, bias, idx, count, K, P, CRS, grouping), opts);
+        rows.push({ stage: s + 1, C, K, H, threads, ratio, masks: "uniform random", grouping, dense_ms: dense, im2row_ms: im2row,
+          sensitive_ms: sensitive, macs_dense: K * P * CRS, macs_sensitive: count * CRS });
+      }
     }
     for (const a of [x, w, bias, cols, patches, y]) rt.heap.release(a);
     rt.heap.release(idx);
@@ -168,9 +171,9 @@ async function benchSparse(rt: Runtime, width: number, threads: number, reps: nu
 
 function formatSparse(rows: SparseBenchRow[]): string {
   return formatTable(
-    ["stage", "C=K", "H=W", "threads", "ratio", "dense ms", "im2row ms", "sparse ms", "x dense", "dense GMAC/s", "sparse GMAC/s"],
+    ["stage", "C=K", "H=W", "threads", "ratio", "grouping", "dense ms", "im2row ms", "sparse ms", "x dense", "dense GMAC/s", "sparse GMAC/s"],
     rows.map((r) => [
-      r.stage, r.C, r.H, r.threads, r.ratio.toFixed(2), r.dense_ms.toFixed(3), r.im2row_ms.toFixed(3), r.sensitive_ms.toFixed(3),
+      r.stage, r.C, r.H, r.threads, r.ratio.toFixed(2), r.grouping, r.dense_ms.toFixed(3), r.im2row_ms.toFixed(3), r.sensitive_ms.toFixed(3),
       (r.dense_ms / (r.im2row_ms + r.sensitive_ms)).toFixed(2), (r.macs_dense / r.dense_ms / 1e6).toFixed(1),
       r.macs_sensitive ? (r.macs_sensitive / r.sensitive_ms / 1e6).toFixed(1) : "-",
     ]), 0);

@@ -27,6 +27,13 @@ export function patchGeometry(C: number, H: number, W: number, kernel: number, s
   };
 }
 
+/**
+ * How convSensitive walks its outputs: channel by channel, eight positions sharing each weight load
+ * ("channel": weight rows read once, best with many positions), or position by position, eight
+ * channels sharing each patch load ("position": best with many channels and few positions).
+ */
+export type SensitiveGrouping = "channel" | "position";
+
 export interface ConvKernels {
   /**
    * cols (C·R·S, OH·OW) from x (C, H, W): row (c·R + r)·S + s, column oh·OW + ow holds
@@ -51,10 +58,11 @@ export interface ConvKernels {
    * The big module of a dual-module convolution, computing only the listed outputs: for each of the
    * first `count` entries of idx (strictly ascending flat indices k·P + p into y (K, P), as
    * selectSensitive lists them), y[k·P + p] = bias[k] (0 if bias is null) + weight (K, CRS)[k] ·
-   * patches (P, CRS)[p]. Nothing else in y is written.
+   * patches (P, CRS)[p]. Nothing else in y is written. `grouping` changes the order of the work only
+   * (default "channel").
    */
   convSensitive(y: Float32Array, weight: Float32Array, patches: Float32Array, bias: Float32Array | null,
-                idx: Int32Array, count: number, K: number, P: number, CRS: number): void;
+                idx: Int32Array, count: number, K: number, P: number, CRS: number, grouping?: SensitiveGrouping): void;
 }
 
 // ---- argument checks, shared by both versions ----
@@ -124,7 +132,8 @@ function checkIm2row(k: string, patches: unknown, x: unknown, g: PatchGeometry):
 
 /** The list is read on every call (it changes with every image): O(count), against O(count·CRS) of work. */
 function checkSensitive(k: string, y: unknown, weight: unknown, patches: unknown, bias: unknown, idx: unknown,
-                        count: number, K: number, P: number, CRS: number): void {
+                        count: number, K: number, P: number, CRS: number, grouping: unknown): void {
+  if (grouping !== "channel" && grouping !== "position") throw new RangeError(`${k}: grouping must be "channel" or "position", got ${String(grouping)}`);
   check.size(k, "K", K);
   check.size(k, "P", P);
   check.size(k, "CRS", CRS);
@@ -207,8 +216,8 @@ export const convReference: ConvKernels = {
       }
     }
   },
-  convSensitive(y, weight, patches, bias, idx, count, K, P, CRS) {
-    checkSensitive("convSensitive", y, weight, patches, bias, idx, count, K, P, CRS);
+  convSensitive(y, weight, patches, bias, idx, count, K, P, CRS, grouping = "channel") {
+    checkSensitive("convSensitive", y, weight, patches, bias, idx, count, K, P, CRS, grouping);
     for (let i = 0; i < count; i++) {
       const k = Math.floor(idx[i] / P), p = idx[i] - k * P;
       let s = bias ? bias[k] : 0;
@@ -252,11 +261,11 @@ export function convWasm(ctx: WasmContext): ConvKernels {
       checkIm2row(k, patches, x, g);
       ctx.pool.run("im2row_f32", ctx.threadsFor(patches.length), ctx.ptr(k, "patches", patches), ctx.ptr(k, "x", x), ...geometry(g));
     },
-    convSensitive(y, weight, patches, bias, idx, count, K, P, CRS) {
+    convSensitive(y, weight, patches, bias, idx, count, K, P, CRS, grouping = "channel") {
       const k = "convSensitive";
-      checkSensitive(k, y, weight, patches, bias, idx, count, K, P, CRS);
+      checkSensitive(k, y, weight, patches, bias, idx, count, K, P, CRS, grouping);
       ctx.within(k, "convChannels", K);
-      ctx.pool.run("conv_sensitive_f32", ctx.threadsFor(count * CRS), ctx.ptr(k, "y", y), ctx.ptr(k, "weight", weight),
+      ctx.pool.run(grouping === "channel" ? "conv_sensitive_f32" : "conv_sensitive_pos_f32", ctx.threadsFor(count * CRS), ctx.ptr(k, "y", y), ctx.ptr(k, "weight", weight),
         ctx.ptr(k, "patches", patches), ctx.ptr(k, "bias", bias), ctx.ptr(k, "idx", idx), count, K, P, CRS,
         sensitiveScratch.byteOffset);
     },
