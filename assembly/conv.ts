@@ -177,11 +177,24 @@ export function im2row_f32(patches: usize, x: usize, C: i32, H: i32, W: i32, R: 
 /** Bytes of patches per block of positions: they stay in L2 while every channel of the block reads them. */
 const L2_PATCH_BYTES = 256 * 1024;
 
-/** Four dot products of one weight row with four patches: one load of w serves four streams. */
+/**
+ * Four dot products of one weight row with four patches: one load of w serves four streams. Two
+ * accumulators per stream (even and odd quads) so that eight multiply-add chains run at once: one
+ * chain per stream would wait on the previous multiply-add's latency.
+ */
 // @ts-ignore: decorator
 @inline function dot4(w: usize, a: usize, b: usize, c: usize, d: usize, n: i32, out: usize): void {
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
   let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    const wv = v128.load(w + o), wu = v128.load(w + o, 16);
+    s0 = madd(wv, v128.load(a + o), s0); t0 = madd(wu, v128.load(a + o, 16), t0);
+    s1 = madd(wv, v128.load(b + o), s1); t1 = madd(wu, v128.load(b + o, 16), t1);
+    s2 = madd(wv, v128.load(c + o), s2); t2 = madd(wu, v128.load(c + o, 16), t2);
+    s3 = madd(wv, v128.load(d + o), s3); t3 = madd(wu, v128.load(d + o, 16), t3);
+  }
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
     const wv = v128.load(w + o);
@@ -190,7 +203,7 @@ const L2_PATCH_BYTES = 256 * 1024;
     s2 = madd(wv, v128.load(c + o), s2);
     s3 = madd(wv, v128.load(d + o), s3);
   }
-  let r0 = hsum(s0), r1 = hsum(s1), r2 = hsum(s2), r3 = hsum(s3);
+  let r0 = hsum(f32x4.add(s0, t0)), r1 = hsum(f32x4.add(s1, t1)), r2 = hsum(f32x4.add(s2, t2)), r3 = hsum(f32x4.add(s3, t3));
   for (; i < n; i++) {
     const o = <usize>i << 2;
     const wv = load<f32>(w + o);
@@ -231,12 +244,20 @@ const L2_PATCH_BYTES = 256 * 1024;
   store<f32>(out, r4, 16); store<f32>(out, r5, 20); store<f32>(out, r6, 24); store<f32>(out, r7, 28);
 }
 
+/** One dot product, on four accumulators (four independent multiply-add chains). */
 // @ts-ignore: decorator
 @inline function dot1(w: usize, a: usize, n: i32): f32 {
-  let s = f32x4.splat(0);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
   let i = 0;
-  for (; i + 4 <= n; i += 4) s = madd(v128.load(w + (<usize>i << 2)), v128.load(a + (<usize>i << 2)), s);
-  let r = hsum(s);
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2;
+    s0 = madd(v128.load(w + o), v128.load(a + o), s0);
+    s1 = madd(v128.load(w + o, 16), v128.load(a + o, 16), s1);
+    s2 = madd(v128.load(w + o, 32), v128.load(a + o, 32), s2);
+    s3 = madd(v128.load(w + o, 48), v128.load(a + o, 48), s3);
+  }
+  for (; i + 4 <= n; i += 4) s0 = madd(v128.load(w + (<usize>i << 2)), v128.load(a + (<usize>i << 2)), s0);
+  let r = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
   for (; i < n; i++) r += load<f32>(w + (<usize>i << 2)) * load<f32>(a + (<usize>i << 2));
   return r;
 }
