@@ -11,6 +11,7 @@ import { reference } from "../src/kernels/index.js";
 import { randomResNetWeights, resnet18Small } from "../src/conv/resnet.js";
 import { NO_WATCH } from "../src/util/stopwatch.js";
 import { DualResNet } from "../src/conv/dual.js";
+import { saveDualResNet } from "../src/conv/dual-checkpoint.js";
 import { type DualBackend, LittleConv, littleConvDims, referenceDualBackend, runtimeDualBackend } from "../src/conv/dual-conv.js";
 import { quantizeRows } from "../src/dual/quantize.js";
 import { IMAGE_SIZE, imagesToFloat, loadImageSet } from "../src/data/images.js";
@@ -444,6 +445,21 @@ test("accounting: per-layer costs add up to the totals, and the reduction follow
   const ops = r.macsDenseOnly + r.macsBig + r.macsLittleFp32eq;
   assert.equal(r.opsReductionFp32eq, r.macsDenseNetwork / (ops + r.projectionAdds));
   assert.equal(r.opsReductionFp32eqNoProjection, r.macsDenseNetwork / ops);
+});
+
+test("a seernet dual ResNet: nothing is fitted, its little module is the big one quantized, its accounting has no projection; it is not saved", async () => {
+  const be = await backend(), config = resnet18Small(4), weights = randomResNetWeights(config, 6);
+  const net = new DualResNet(be, config, weights, { predictor: "seernet", bits: 2, mode: "zero" });
+  const fit = net.fit(digits(0, 3));
+  fit.forEach((f) => assert.ok(f.relativeError > 0 && f.relativeError < 1, `${f.name}: INT2 weights estimate with error ${f.relativeError}`));
+  net.layers.forEach(({ dual }) => assert.deepEqual(dual.little.weights!.W, dual.conv.weight, "the little weights are the folded big ones"));
+  net.calibrate(digits(100, 4), 0.6);
+  for (const x of digits(200, 3)) net.forward(x);
+  const r = net.report();
+  assert.equal(r.projectionAdds, 0);
+  assert.equal(r.macsLittleFp32eq, r.macsLittle * 2 / 32);
+  for (const l of r.layers) assert.equal(l.macsLittle, l.macsDense, `${l.name}: SeerNet's little module has the big one's multiply-adds`);
+  await assert.rejects(saveDualResNet("/tmp/never-written.safetensors", net, weights, 0.6), /seernet predictor is the ResNet's own weights quantized/);
 });
 
 test("dual-module ResNet names bad input: image size, ratio, weights of another network, empty image sets", async () => {
