@@ -59,6 +59,8 @@ for (let n = 1; n <= steps; n++) {
   last = model.step(inputs[i]);
   if (n === 1 || n % Math.max(1, Math.floor(steps / samples)) === 0 || n === steps) {
     rows.push(sample(n, rt, t0));
+    // The samples so far, kept through a stop: a long run may be paused or killed before its end.
+    if (json) writeFileSync(json, JSON.stringify({ samples: rows }, null, 2) + "\n");
     const r = rows[rows.length - 1];
     console.log(`step ${String(n).padStart(9)}  ${String(r.seconds).padStart(7)} s  rss ${r.rss_mib} MiB  js heap ${r.js_heap_mib} MiB  ` +
       `array buffers ${r.array_buffers_mib} MiB  wasm ${r.wasm_memory_mib} MiB (${r.heap_in_use_mib} in use)`);
