@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser-launch.js";
 import { Runtime } from "../src/runtime/runtime.js";
 import { enableRelaxedSimd, type SimdVariant } from "../src/runtime/wasm.js";
 import { LmDemo, type StepTimes } from "../src/web/lm-demo.js";
@@ -17,10 +17,6 @@ import { defaultModel } from "../src/recurrent/open.js";
 import { DEFAULT_CNN, cnnImages, demoSlices, startServer } from "../src/cli/serve.js";
 import { spread, type Spread } from "../src/util/timing.js";
 import { writeFileAtomic } from "../src/io/files.js";
-
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync"];
 
 interface Row {
   model: "lstm" | "cnn"; where: "chromium" | "node"; threads: number; variant: SimdVariant;
@@ -40,7 +36,7 @@ if ("missing" in served) throw new Error(`bench:browser needs the CNN's images: 
 const images = served;
 const slices = await demoSlices(model);
 const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model });
-const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+const browser = await launchChromium();
 const chromiumVersion = browser.version();
 
 async function inChromium(threads: number): Promise<Side> {

@@ -9,7 +9,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { CHROMIUM, launchChromium } from "./browser-launch.js";
 import { Runtime } from "../src/runtime/runtime.js";
 import { enableRelaxedSimd, type SimdVariant } from "../src/runtime/wasm.js";
 import { LmDemo, type Continuation, type StepTimes } from "../src/web/lm-demo.js";
@@ -17,10 +18,6 @@ import { CnnDemo, decodeCnnImages, type ImageTimes } from "../src/web/cnn-demo.j
 import { defaultModel } from "../src/recurrent/open.js";
 import { DEFAULT_CNN, cnnImages, demoSlices, startServer } from "../src/cli/serve.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-/** What the machine notes say a headless Chromium needs here: no sandbox as root, no background connections. */
-const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync"];
 /** out/ (not tracked) by default, so that a run leaves the tree clean; SCREENSHOT=docs/browser.png refreshes the README's. */
 const SCREENSHOT = process.env.SCREENSHOT ?? "out/browser.png";
 const CNN_SCREENSHOT = SCREENSHOT.replace(/\.png$/, "") + "-cnn.png";
@@ -63,8 +60,7 @@ test("the demo page runs in Chromium: the dense output equals Node's, the dual s
   const model = defaultModel();
   const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model });
   cleanup.push(() => new Promise((resolve) => server.close(resolve)));
-  // A fresh, empty profile each launch (playwright makes one).
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  const browser = await launchChromium();
   cleanup.push(() => browser.close());
 
   const { page, info } = await openPage(browser, `${url}?threads=2`);
@@ -112,7 +108,7 @@ test("the CNN tab runs in Chromium: dense logits equal Node's, the dual predicti
   if ("missing" in images) return t.skip(`no images for the CNN tab: ${images.missing}`);
   const { url, server } = await startServer({ port: 0, host: "127.0.0.1", model: defaultModel() });
   cleanup.push(() => new Promise((resolve) => server.close(resolve)));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  const browser = await launchChromium();
   cleanup.push(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const errors: string[] = [];
