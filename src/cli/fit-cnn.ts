@@ -30,6 +30,7 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (values.help) { console.log(HELP); return; }
   if (!(values.checkpoint || values.onnx) || !values.out) throw new Error(`--checkpoint FILE and --out FILE are required (--onnx FILE in place of --checkpoint)\n${HELP}`);
+  if (values.predictor === "seernet") throw new Error("--predictor seernet: its little module is the ResNet's own weights quantized, there is nothing to fit or save; run it with dmi eval cnn --predictor seernet");
   const ratio = numbers(values.ratio, "ratio")![0];
   if (!(ratio >= 0 && ratio < 1)) throw new Error(`--ratio: ${ratio} must be in [0, 1)`);
   const mode = values.mode as InsensitiveOutput;
