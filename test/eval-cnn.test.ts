@@ -115,6 +115,10 @@ test("dmi eval cnn names bad options", async () => {
     [["--test", "20000"], /--test 20000 exceeds the 10000 test images/],
     [["--checkpoint", join(tmp, "none.safetensors")], /cannot read ResNet checkpoint .*none\.safetensors: it does not exist/],
     [["--threads", "0"], /--threads: 0 must be a positive integer/],
+    [["--predictor", "oracle"], /--predictor: oracle must be projection or seernet/],
+    [["--predictor", "seernet", "--bits", "8"], /--bits: 8 must be 4 or 2 with --predictor seernet/],
+    [["--bits", "2"], /--bits: 2 must be 8 or 4 with --predictor projection/],
+    [["--allocation", "optimal"], /--allocation: optimal must be uniform or greedy/],
   ];
   for (const [args, pattern] of cases) await assert.rejects(evalCnn([...args, "--width", "4"]), pattern, args.join(" "));
 });

@@ -217,6 +217,8 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) { console.log(HELP); return; }
   const modes = values.modes.split(",") as InsensitiveOutput[];
   for (const m of modes) if (m !== "zero" && m !== "little") throw new Error(`--modes: ${m} must be zero or little`);
+  const allocation = values.allocation;
+  if (allocation !== "uniform" && allocation !== "greedy") throw new Error(`--allocation: ${allocation} must be uniform or greedy`);
   const ratios = numbers(values.ratios, "ratios")!;
   const figureRatio = numbers(values["figure-ratio"], "figure-ratio")![0];
   for (const r of [...ratios, figureRatio]) if (!(r >= 0 && r < 1)) throw new Error(`--ratios, --figure-ratio: ${r} must be in [0, 1)`);
@@ -280,8 +282,6 @@ export async function main(argv: string[]): Promise<void> {
     const denseTop = predict(net.dense, scoredImages, `dense, ${scoredOn}`);
     const top1Dense = accuracy(denseTop, scoredLabels);
     const ortMs = await timeOrt(config, weights, net.dense, timedImages, threadCounts, rt);
-    const allocation = values.allocation;
-    if (allocation !== "uniform" && allocation !== "greedy") throw new Error(`--allocation: ${allocation} must be uniform or greedy`);
     const curves = new Map<string, LayerCurve[]>();
     for (const { mode, ratio } of points) {
       net.mode = mode;
