@@ -33,6 +33,38 @@ import { shareStart, madd, hsum } from "./common";
 }
 
 /**
+ * Two rows far apart (one from each half of a thread's share) at once, each load of x serving both:
+ * two independent weight streams per thread keep more reads in flight than one (measured on the
+ * 2-core AMD EPYC VM, quiet, cold 6000×3008: 6.54 → 5.53 ms on 1 thread, 4.27 → 3.96 ms on 2).
+ * Writes y0, y1; any cols (scalar tail).
+ */
+@inline function dotRowPair(y0: usize, y1: usize, r0: usize, r1: usize, x: usize, cols: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    const o = <usize>c << 2, v = x + o, p = r0 + o, q = r1 + o;
+    const x0 = v128.load(v), x1 = v128.load(v, 16), x2 = v128.load(v, 32), x3 = v128.load(v, 48);
+    a0 = madd(v128.load(p), x0, a0); a1 = madd(v128.load(p, 16), x1, a1);
+    a2 = madd(v128.load(p, 32), x2, a2); a3 = madd(v128.load(p, 48), x3, a3);
+    b0 = madd(v128.load(q), x0, b0); b1 = madd(v128.load(q, 16), x1, b1);
+    b2 = madd(v128.load(q, 32), x2, b2); b3 = madd(v128.load(q, 48), x3, b3);
+  }
+  for (; c + 4 <= cols; c += 4) {
+    const o = <usize>c << 2, xv = v128.load(x + o);
+    a0 = madd(v128.load(r0 + o), xv, a0);
+    b0 = madd(v128.load(r1 + o), xv, b0);
+  }
+  let s0 = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))), s1 = hsum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3)));
+  for (; c < cols; c++) {
+    const o = <usize>c << 2, xs = load<f32>(x + o);
+    s0 += load<f32>(r0 + o) * xs;
+    s1 += load<f32>(r1 + o) * xs;
+  }
+  store<f32>(y0, s0); store<f32>(y1, s1);
+}
+
+/**
  * Four listed rows at once, each load of x serving four weight streams: for scattered rows (the
  * row-sparse kernels), four short streams overlap their prefetch ramps (measured: 1.3x faster at
  * 50 % of rows than one row at a time). Writes y0..y3.
@@ -83,6 +115,23 @@ import { shareStart, madd, hsum } from "./common";
     dotRows4(y1 + (r0 << 2), y1 + (r1 << 2), y1 + (r2 << 2), y1 + (r3 << 2), w0, w1, w2, w3, x, split);
     if (y2 != 0) dotRows4(y2 + (r0 << 2), y2 + (r1 << 2), y2 + (r2 << 2), y2 + (r3 << 2),
                           w0 + skip, w1 + skip, w2 + skip, w3 + skip, x + skip, rest);
+  }
+  if (rowIdx == 0) {
+    // Consecutive rows: row j with row j + half, two streams (dotRowPair).
+    const half = (end - start) >> 1;
+    for (; j < start + half; j++) {
+      const r0 = <usize>j, r1 = <usize>(j + half), w0 = w + r0 * stride, w1 = w + r1 * stride;
+      dotRowPair(y1 + (r0 << 2), y1 + (r1 << 2), w0, w1, x, split);
+      if (y2 != 0) dotRowPair(y2 + (r0 << 2), y2 + (r1 << 2), w0 + skip, w1 + skip, x + skip, rest);
+    }
+    // The odd row left over pairs with itself, so every row's sum is rounded the same way
+    // whatever the thread count.
+    if (2 * half < end - start) {
+      const r = <usize>(start + 2 * half), row = w + r * stride;
+      dotRowPair(y1 + (r << 2), y1 + (r << 2), row, row, x, split);
+      if (y2 != 0) dotRowPair(y2 + (r << 2), y2 + (r << 2), row + skip, row + skip, x + skip, rest);
+    }
+    j = end;
   }
   for (; j < end; j++) {
     const r = <usize>rowAt(rowIdx, j), row = w + r * stride;

@@ -47,7 +47,7 @@ test("a kernel that traps in a worker, or on the calling thread, is an Error to 
     // Rows 0–31 (the calling thread's half) are in bounds; rows 32–63 (the worker's) are not. The
     // second half traps in the worker, or on the calling thread when it took that share first.
     assert.throws(() => trapFrom(rt, ROWS / 2), (e: Error) => e.constructor === Error
-      && /kernel matvec_f32 failed (in a worker thread|: memory access out of bounds)/.test(e.message));
+      && /kernel matvec_f32 failed( in a worker thread|: memory access out of bounds)/.test(e.message));
     checkMatvec(rt, 2);
     // Every row out of bounds: the calling thread traps too, and says which kernel.
     assert.throws(() => trapFrom(rt, 0), (e: Error) => e.constructor === Error && /^kernel matvec_f32 failed: memory access out of bounds/.test(e.message));
@@ -107,7 +107,7 @@ test("a closed runtime refuses work with a clear error; closing twice is harmles
 test("two runtimes in one process do not interfere, interleaved or with one of them closed", async () => {
   const a = await Runtime.create({ threads: 2, simd: "simd" }), b = await Runtime.create({ threads: 2, simd: "relaxed" });
   for (let i = 0; i < 50; i++) { checkMatvec(a, 100 + i); checkMatvec(b, 200 + i); }
-  assert.throws(() => trapFrom(a, ROWS / 2), /kernel matvec_f32 failed (in a worker thread|: memory access out of bounds)/);
+  assert.throws(() => trapFrom(a, ROWS / 2), /kernel matvec_f32 failed( in a worker thread|: memory access out of bounds)/);
   checkMatvec(b, 300);
   await a.close();
   for (let i = 0; i < 10; i++) checkMatvec(b, 400 + i);
