@@ -1,11 +1,11 @@
 // Translation end to end on a tiny made-up corpus (number words, English → Spanish): train → greedy
 // and beam decoding → BLEU → the dual-module decoder at ratios 0 and 0.5; an interrupted and resumed
 // run ends on the uninterrupted run's weights; `dmi translate` on empty, unknown-character and
-// over-long lines.
+// over-long lines; `dmi tables nmt`'s files.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testRuntimes } from "./helpers.js";
@@ -93,4 +93,29 @@ test("dmi translate: one output line per input line; empty lines stay empty, unk
   assert.doesNotMatch(r.stderr, /line [1235]:/);
   const bad = spawnSync(process.execPath, [join(import.meta.dirname, "../src/cli/dmi.js"), "translate", "--model", join(tmp, "none.safetensors")], { input: "", encoding: "utf8" });
   assert.notEqual(bad.status, 0);
+});
+
+test("dmi tables nmt writes Table 3 (both decodes, each ratio, the achieved ratio and times) and the decoder stack's rows beside onnxruntime", async () => {
+  const [rt] = await testRuntimes();
+  // A src<TAB>tgt file of the same number sentences, long enough for the Bible's block split to have a
+  // test split (lines 4900–4999). The model trains briefly on the tiny pairs; its checkpoint names the file,
+  // which the command reads for its fitting, calibration and test pairs.
+  const gen = new Rng(3), file = join(tmp, "numbers.tsv");
+  await writeFile(file, Array.from({ length: 5000 }, () => {
+    const w = Array.from({ length: 1 + gen.int(3) }, () => gen.int(5));
+    return `${w.map((x) => EN[x]).join(" ")}.\t${w.map((x) => ES[x]).join(" ")}.`;
+  }).join("\n") + "\n");
+  const model = join(tmp, "numbers.safetensors");
+  await trainNmt(rt, { ...run(model, 1), corpus: file, maxBatches: 5, maxValid: 4 }, DATA);
+  const out = join(tmp, "tables");
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, "../src/cli/dmi.js"), "tables", "nmt", "--model", model, "--out", out,
+    "--threads", "1", "--ratios", "0.5", "--max-sentences", "4", "--fit-pairs", "40", "--calibration-pairs", "10", "--paper-shapes", "none", "--steps", "10"],
+    { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const json = JSON.parse(await readFile(join(out, "nmt.json"), "utf8"));
+  assert.deepEqual(json.table3.map((row: { decode: string; ratio: number }) => [row.decode, row.ratio]), [["greedy", 0.5], ["beam", 0.5]]);
+  for (const row of json.table3) assert.ok(Math.abs(row.achieved_ratio - 0.5) < 0.15 && row.dense_ms > 0 && row.threads === 1);
+  assert.deepEqual(json.stack.map((row: { hidden: number; ratio: number }) => [row.hidden, row.ratio]), [[16, 0], [16, 0.5]]);
+  assert.ok(json.stack.every((row: { ort_ms: number }) => row.ort_ms > 0));
+  assert.match(await readFile(join(out, "nmt.md"), "utf8"), /# Table 3: GNMT decoder[\s\S]*BLEU\|nrefs:1/);
 });

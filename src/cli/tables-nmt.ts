@@ -25,6 +25,7 @@ const USAGE = `dmi tables nmt --model FILE --out DIR [options]
   --ratios R,...       insensitive ratios (0.1,0.3,0.5,0.7,0.9)
   --threads N,...      thread counts the decoder step is timed on (1,2)
   --max-sentences N    score only the test split's first N pairs (all)
+  --fit-pairs N        training pairs the little modules are fitted on (${DUAL_SETUP_DEFAULTS.fitPairs}); --calibration-pairs N (${DUAL_SETUP_DEFAULTS.calibrationPairs})
   --paper-shapes none  leave out the random-weight decoder stack at the paper's shapes (1024, 2048)
   --steps N            steps per timing repetition of the random-weight rows (100)
 Writes DIR/nmt.md and DIR/nmt.json.`;
@@ -34,7 +35,7 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       model: { type: "string" }, out: { type: "string" }, ratios: { type: "string" }, threads: { type: "string" },
-      "max-sentences": { type: "string" }, "paper-shapes": { type: "string" }, steps: { type: "string" }, help: { type: "boolean" },
+      "max-sentences": { type: "string" }, "fit-pairs": { type: "string" }, "calibration-pairs": { type: "string" }, "paper-shapes": { type: "string" }, steps: { type: "string" }, help: { type: "boolean" },
     },
   });
   if (v.help) { console.log(USAGE); return; }
@@ -44,6 +45,10 @@ export async function main(argv: string[]): Promise<void> {
   const threads = numbers(v.threads, "threads") ?? [1, 2];
   for (const t of threads) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads: ${t} is not a positive whole number`);
   const max = integer("max-sentences", v["max-sentences"], 1, Infinity), steps = integer("steps", v.steps, 1, 100);
+  const setup = {
+    fitPairs: integer("fit-pairs", v["fit-pairs"], 1, DUAL_SETUP_DEFAULTS.fitPairs),
+    calibrationPairs: integer("calibration-pairs", v["calibration-pairs"], 1, DUAL_SETUP_DEFAULTS.calibrationPairs),
+  };
   mkdirSync(v.out, { recursive: true });
 
   const rows: NmtEvalRow[] = [], stack: RnnBenchRow[] = [];
@@ -54,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
       const { model, checkpoint } = await openNmt(rt, v.model);
       const corpus = await trainingCorpus(checkpoint);
       const refs = corpus.pairs.test.slice(0, max), pairs = encodePairs(model.bpe, refs);
-      const { dual, calibration } = fitDualDecoder(rt, model, corpus, DUAL_SETUP_DEFAULTS);
+      const { dual, calibration } = fitDualDecoder(rt, model, corpus, setup);
       let bar: Progress | null = null, label = "";
       const r = await evaluateNmt(rt, dual, calibration, pairs, refs, {
         ratios, decodes: ["greedy", "beam"], beam: BEAM_DEFAULTS, rounds: 400, model: basename(v.model), split: "test",
