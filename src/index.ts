@@ -37,6 +37,11 @@ export { loadImageSet, imageSetSource, type ImageSet, type ImageDataset } from "
 // Translation (issue 17): parallel text, the shared byte-pair encoding, corpus BLEU as sacreBLEU computes it.
 export { loadBible, loadPairs, readPairs, parsePairs, splitPairs, pairStats, BIBLE_FILE, BIBLE_SPLIT, type ParallelCorpus, type SentencePair, type BlockSplit } from "./data/pairs.js";
 export { Bpe, learnBpe, learnSharedBpe, saveBpe, loadBpe, normalizeText, BPE_METADATA_KEY, DEFAULT_BPE_VOCAB, PAD_ID, BOS_ID, EOS_ID, type BpeJson } from "./seq2seq/bpe.js";
+export { NmtModel, greedyDecode, beamDecode, translateLine, BEAM_DEFAULTS, type BeamOptions, type Decode } from "./seq2seq/translate.js";
+export { saveNmt, loadNmt, type GnmtConfig, type NmtCheckpoint } from "./seq2seq/gnmt.js";
+export { trainNmt } from "./seq2seq/train.js";
+export { openNmt, fitDualDecoder } from "./seq2seq/open.js";
+export { evaluateNmt } from "./seq2seq/dual.js";
 export { corpusBleu, bleuFromStatistics, formatBleu, tokenize13a, SACREBLEU_VERSION, type BleuScore, type BleuOptions } from "./seq2seq/bleu.js";
 export {
   DualDecoder, DenseOutputLayer, fitPreview, topLayerOutputs, greedy, sampleCandidates, candidateSoftmax, DUAL_DECODER_DEFAULTS,

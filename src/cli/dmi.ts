@@ -41,7 +41,7 @@ const COMMANDS = {
     run: async (args) => (await import("./train-lm.js")).main(args),
   },
   "train cnn": {
-    summary: "train ResNet-18 (28×28 stem, any width) on MNIST or Fashion-MNIST: SGD with momentum, cosine schedule, checkpoints and --resume",
+    summary: "train ResNet-18 (28×28 stem at stride 1 or 2, any width) on MNIST or Fashion-MNIST: SGD with momentum, cosine schedule, checkpoints and --resume",
     run: async (args) => (await import("./train-cnn.js")).main(args),
   },
   "train nmt": {

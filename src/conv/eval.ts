@@ -4,18 +4,12 @@
 // time on the same weights. Not here: options, tables and figures (the command).
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Runtime } from "../runtime/runtime.js";
-import { type ImageSet, imageAsInput } from "../data/images.js";
 import { Progress } from "../util/progress.js";
 import { timeInterleaved, timeMedian } from "../util/timing.js";
 import type { ResNet, ResNetConfig, ResNetWeights } from "./resnet.js";
 import type { DualResNet } from "./dual.js";
 import { type DualProfile, emptyDualProfile } from "./dual-conv.js";
 import { type Allocation, type LayerCurve, allocateRatios } from "./allocate.js";
-
-/** Images from..from+n of a set, as the network's inputs. */
-export function inputImages(set: ImageSet, from: number, n: number, config: ResNetConfig): Float32Array[] {
-  return Array.from({ length: n }, (_, i) => imageAsInput(set, from + i, config.inChannels, config.imageSize));
-}
 
 /** The predicted class of every image, with a progress bar. */
 export function predict(net: { forward(x: Float32Array): Float32Array }, images: Float32Array[], label: string): number[] {
