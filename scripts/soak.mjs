@@ -48,6 +48,10 @@ function sample(step, rt, t0) {
     array_buffers_mib: mib(m.arrayBuffers), wasm_memory_mib: mib(rt.heap.memory.buffer.byteLength), heap_in_use_mib: mib(rt.heap.bytesInUse) };
 }
 
+// The fresh runtime is created now, beside the soaked one, so that both run the same code even if
+// dist/ is rebuilt during a long run (a pool worker loads its module when it starts).
+const fresh = await Runtime.create({ threads, simd: "simd" });
+const again = await loadDualModel(fresh, file);
 const rt = await Runtime.create({ threads, simd: "simd" });
 const model = await loadDualModel(rt, file);
 const rows = [];
@@ -71,9 +75,7 @@ const soaked = last.slice();
 const ratio = model.accounting.report().insensitiveRatio;
 await rt.close();
 
-// A fresh runtime and model run the last partial sequence.
-const fresh = await Runtime.create({ threads, simd: "simd" });
-const again = await loadDualModel(fresh, file);
+// The fresh runtime and model, untouched so far, run the last partial sequence.
 const tail = ((steps - 1) % SEQ) + 1;
 let out;
 again.reset();
