@@ -220,11 +220,11 @@ export class LittleModule {
 }
 
 /**
- * Storage the little module reads for a (rows, k) matrix at `bits` per weight, plus one fp32 scale
- * per row below 32 bits: ≤ 4 bits are packed int4 rows (i4RowBytes), 5–8 bits int8, 16 bits are
- * counted at 16 (simulated on the fp32 kernel).
+ * Storage of a (rows, k) matrix at `bits` per weight, plus one fp32 scale per row below 32 bits:
+ * 4 bits as the packed int4 rows the kernel reads (i4RowBytes); 1 and 2 bits at their nominal
+ * size (the paper's precision sweep; they run on the int4 kernel), 16 bits likewise.
  */
 export function quantizedBytes(rows: number, k: number, bits: Bits): number {
-  if (bits <= 4) return rows * (i4RowBytes(k) + 4);
+  if (bits === 4) return rows * (i4RowBytes(k) + 4);
   return Math.ceil((rows * k * bits) / 8) + (bits < 32 ? rows * 4 : 0);
 }
