@@ -40,12 +40,29 @@ export function layerInputSize(c: LmConfig, l: number): number { return l === 0 
 
 type Init = "encoder" | "rnn" | "zero";
 
-export interface ParamSpec {
+export interface ParamSpec<I = Init> {
   name: string;      // PyTorch's state_dict name
   shape: number[];
   offset: number;    // in floats, into the flat array
   size: number;
-  init: Init;        // "encoder": uniform ±0.1 (the example's init_weights); "rnn": PyTorch's ±1/√H
+  init: I;           // here: "encoder": uniform ±0.1 (the example's init_weights); "rnn": PyTorch's ±1/√H
+}
+
+/** Places named tensors one after another in one flat array, in the order given. */
+export function layOut<I>(entries: readonly (readonly [string, number[], I])[]): ParamSpec<I>[] {
+  let offset = 0;
+  return entries.map(([name, shape, init]) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const spec = { name, shape, offset, size, init };
+    offset += size;
+    return spec;
+  });
+}
+
+/** Floats a laid-out table takes. */
+export function flatSize(table: readonly ParamSpec<unknown>[]): number {
+  const last = table[table.length - 1];
+  return last.offset + last.size;
 }
 
 /** Every parameter in storage order. With tied weights there is no decoder.weight entry. */
@@ -61,19 +78,10 @@ export function paramTable(c: LmConfig): ParamSpec[] {
   }
   if (!c.tied) entries.push(["decoder.weight", [V, H], "encoder"]);
   entries.push(["decoder.bias", [V], "zero"]);
-  let offset = 0;
-  return entries.map(([name, shape, init]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const spec = { name, shape, offset, size, init };
-    offset += size;
-    return spec;
-  });
+  return layOut(entries);
 }
 
-export function paramCount(c: LmConfig): number {
-  const t = paramTable(c), last = t[t.length - 1];
-  return last.offset + last.size;
-}
+export function paramCount(c: LmConfig): number { return flatSize(paramTable(c)); }
 
 /** Named views of a flat parameter (or gradient) array. */
 export interface LmParams {

@@ -20,6 +20,7 @@ import { decodeSafetensors, encodeSafetensors, floatTensor, parseMetadataJson, r
 import { oneLine } from "../util/one-line.js";
 import { BPE_METADATA_KEY, Bpe } from "./bpe.js";
 import type { LstmWeights } from "../recurrent/lstm.js";
+import { type ParamSpec as LmParamSpec, flatSize, layOut } from "../recurrent/lm.js";
 
 export interface GnmtConfig {
   vocab: number;          // shared BPE vocabulary size
@@ -49,7 +50,7 @@ export function decoderInput(c: GnmtConfig, l: number): number { return l === 0 
 
 type Init = "uniform" | "zero" | "scalar";
 
-export interface ParamSpec { name: string; shape: number[]; offset: number; size: number; init: Init }
+export type ParamSpec = LmParamSpec<Init>;
 
 function lstmEntries(prefix: string, input: number, H: number, suffix = ""): [string, number[], Init][] {
   return [
@@ -74,19 +75,10 @@ export function paramTable(c: GnmtConfig): ParamSpec[] {
     ["decoder.att_rnn.attn.normalize_bias", [H], "zero"]);
   for (let l = 1; l < c.decoderLayers; l++) entries.push(...lstmEntries(`decoder.rnn_layers.${l - 1}`, 2 * H, H));
   entries.push(["decoder.classifier.classifier.weight", [V, H], "uniform"], ["decoder.classifier.classifier.bias", [V], "zero"]);
-  let offset = 0;
-  return entries.map(([name, shape, init]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const spec = { name, shape, offset, size, init };
-    offset += size;
-    return spec;
-  });
+  return layOut(entries);
 }
 
-export function paramCount(c: GnmtConfig): number {
-  const t = paramTable(c), last = t[t.length - 1];
-  return last.offset + last.size;
-}
+export function paramCount(c: GnmtConfig): number { return flatSize(paramTable(c)); }
 
 export interface Attention {
   linearQ: Float32Array;  // (H, H)
