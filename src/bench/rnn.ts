@@ -194,7 +194,7 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
 // ---------------------------------------------------------------------------------------------
 // The peer: onnxruntime's graphs of the shape, and their check against our step
 
-interface OrtCells {
+export interface OrtCells {
   peers: { name: string; peer: OrtPeer; tolerance: number }[];
   feeds: Record<string, Float32Array>;
   /** How a step input [x | context] enters the feeds. */
@@ -210,7 +210,7 @@ interface OrtCells {
  * math, and the dynamically quantized cell; the GNMT stack: LSTM operators, and quantized cells),
  * their shared feeds, and how a step input [x | context] enters them.
  */
-async function ortCells(shape: Shape, weights: LayerWeights[], threads: number): Promise<OrtCells> {
+export async function ortCells(shape: Shape, weights: LayerWeights[], threads: number): Promise<OrtCells> {
   const c = shape.config, H = c.hidden, zeros = () => new Float32Array(H);
   const make = async (name: string, model: Parameters<typeof OrtPeer.create>[0], tolerance: number) =>
     ({ name, peer: await OrtPeer.create(model, threads), tolerance });
@@ -245,7 +245,7 @@ async function ortCells(shape: Shape, weights: LayerWeights[], threads: number):
  * steps of ours) and throws if an output differs by more than the graph's tolerance. Leaves our
  * stack reset and the peer's state feeds at zero, as the timing expects.
  */
-async function checkPeers(ort: OrtCells, stack: Stack, inputs: Float32Array[]): Promise<PeerCheck[]> {
+export async function checkPeers(ort: OrtCells, stack: Stack, inputs: Float32Array[]): Promise<PeerCheck[]> {
   stack.reset();
   for (let i = 0; i < 3; i++) stack.step(inputs[i]);
   stack.layers.forEach((cell, l) => {
