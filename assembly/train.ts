@@ -10,8 +10,9 @@ import { sigmoid64, tanh64, widen, narrow } from "./elementwise";
 @inline function one(): v128 { return f64x2.splat(1); }
 
 // Every kernel below splits the B·H units of a step (row b, unit j) evenly over the threads; a
-// thread's share may start and end mid-row. `unit` is a byte offset of (b, j) in a (B, H) array,
-// `gate` one of b's gate rows ((B, G·H) arrays hold row b's G gates one after another).
+// thread's share may start and end mid-row. Units go two at a time (one f64x2) while both lie in
+// the same row and share. (B, G·H) arrays hold row b's G gates one after another; `gate` is the
+// byte distance between them.
 
 // ---- LSTM (PyTorch gate order i, f, g, o) ----
 
@@ -30,19 +31,11 @@ import { sigmoid64, tanh64, widen, narrow } from "./elementwise";
 // c = f·cPrev + i·g, tanhC = tanh(c), h = o·tanhC.
 export function lstm_train_forward_f32(gates: usize, cPrev: usize, c: usize, h: usize, tanhC: usize, B: i32, H: i32,
                                        tid: i32, nth: i32): void {
-  if (H == 0) return;
-  const u0 = shareStart(B * H, tid, nth), u1 = shareStart(B * H, tid + 1, nth), gate = <usize>H << 2;
-  for (let b = u0 / H; b < B && b * H < u1; b++) {
-    const j1 = min(u1 - b * H, H), row = <usize>b * 4 * gate;
-    let j = max(u0 - b * H, 0);
-    for (; j <= j1 - 2; j += 2) {
-      const u = <usize>(b * H + j) << 2;
-      lstmForwardUnits(gates + row + (<usize>j << 2), cPrev + u, c + u, h + u, tanhC + u, gate, true);
-    }
-    if (j < j1) {
-      const u = <usize>(b * H + j) << 2;
-      lstmForwardUnits(gates + row + (<usize>j << 2), cPrev + u, c + u, h + u, tanhC + u, gate, false);
-    }
+  const u1 = shareStart(B * H, tid + 1, nth);
+  for (let u = shareStart(B * H, tid, nth); u < u1;) {
+    const b = u / H, j = u - b * H, pair = j + 1 < H && u + 1 < u1, x = <usize>u << 2, g = <usize>(b * 4 * H + j) << 2;
+    lstmForwardUnits(gates + g, cPrev + x, c + x, h + x, tanhC + x, <usize>H << 2, pair);
+    u += pair ? 2 : 1;
   }
 }
 
@@ -64,19 +57,11 @@ export function lstm_train_forward_f32(gates: usize, cPrev: usize, c: usize, h: 
 // gates (B, 4H) the activations, cPrev, tanhC (B, H).
 export function lstm_train_backward_f32(dG: usize, dh: usize, dc: usize, dy: usize, gates: usize, cPrev: usize, tanhC: usize,
                                         B: i32, H: i32, tid: i32, nth: i32): void {
-  if (H == 0) return;
-  const u0 = shareStart(B * H, tid, nth), u1 = shareStart(B * H, tid + 1, nth), gate = <usize>H << 2;
-  for (let b = u0 / H; b < B && b * H < u1; b++) {
-    const j1 = min(u1 - b * H, H), row = <usize>b * 4 * gate;
-    let j = max(u0 - b * H, 0);
-    for (; j <= j1 - 2; j += 2) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      lstmBackwardUnits(dG + g, dh + u, dc + u, dy + u, gates + g, cPrev + u, tanhC + u, gate, true);
-    }
-    if (j < j1) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      lstmBackwardUnits(dG + g, dh + u, dc + u, dy + u, gates + g, cPrev + u, tanhC + u, gate, false);
-    }
+  const u1 = shareStart(B * H, tid + 1, nth);
+  for (let u = shareStart(B * H, tid, nth); u < u1;) {
+    const b = u / H, j = u - b * H, pair = j + 1 < H && u + 1 < u1, x = <usize>u << 2, g = <usize>(b * 4 * H + j) << 2;
+    lstmBackwardUnits(dG + g, dh + x, dc + x, dy + x, gates + g, cPrev + x, tanhC + x, <usize>H << 2, pair);
+    u += pair ? 2 : 1;
   }
 }
 
@@ -94,19 +79,11 @@ export function lstm_train_backward_f32(dG: usize, dh: usize, dc: usize, dy: usi
 // gx is (B, 3H): W_ih x + b_ih in, activations r, z, n out; gh (B, 3H) = W_hh hPrev + b_hh;
 // hPrev, h (B, H): r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r·gh_n), h = (1 − z)·n + z·hPrev.
 export function gru_train_forward_f32(gx: usize, gh: usize, hPrev: usize, h: usize, B: i32, H: i32, tid: i32, nth: i32): void {
-  if (H == 0) return;
-  const u0 = shareStart(B * H, tid, nth), u1 = shareStart(B * H, tid + 1, nth), gate = <usize>H << 2;
-  for (let b = u0 / H; b < B && b * H < u1; b++) {
-    const j1 = min(u1 - b * H, H), row = <usize>b * 3 * gate;
-    let j = max(u0 - b * H, 0);
-    for (; j <= j1 - 2; j += 2) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      gruForwardUnits(gx + g, gh + g, hPrev + u, h + u, gate, true);
-    }
-    if (j < j1) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      gruForwardUnits(gx + g, gh + g, hPrev + u, h + u, gate, false);
-    }
+  const u1 = shareStart(B * H, tid + 1, nth);
+  for (let u = shareStart(B * H, tid, nth); u < u1;) {
+    const b = u / H, j = u - b * H, pair = j + 1 < H && u + 1 < u1, x = <usize>u << 2, g = <usize>(b * 3 * H + j) << 2;
+    gruForwardUnits(gx + g, gh + g, hPrev + x, h + x, <usize>H << 2, pair);
+    u += pair ? 2 : 1;
   }
 }
 
@@ -128,19 +105,11 @@ export function gru_train_forward_f32(gx: usize, gh: usize, hPrev: usize, h: usi
 // dy (B, H) from the layer above; gates (B, 3H) the activations r, z, n; gh (B, 3H); hPrev (B, H).
 export function gru_train_backward_f32(dGx: usize, dGh: usize, dh: usize, dy: usize, gates: usize, gh: usize, hPrev: usize,
                                        B: i32, H: i32, tid: i32, nth: i32): void {
-  if (H == 0) return;
-  const u0 = shareStart(B * H, tid, nth), u1 = shareStart(B * H, tid + 1, nth), gate = <usize>H << 2;
-  for (let b = u0 / H; b < B && b * H < u1; b++) {
-    const j1 = min(u1 - b * H, H), row = <usize>b * 3 * gate;
-    let j = max(u0 - b * H, 0);
-    for (; j <= j1 - 2; j += 2) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      gruBackwardUnits(dGx + g, dGh + g, dh + u, dy + u, gates + g, gh + g, hPrev + u, gate, true);
-    }
-    if (j < j1) {
-      const u = <usize>(b * H + j) << 2, g = row + (<usize>j << 2);
-      gruBackwardUnits(dGx + g, dGh + g, dh + u, dy + u, gates + g, gh + g, hPrev + u, gate, false);
-    }
+  const u1 = shareStart(B * H, tid + 1, nth);
+  for (let u = shareStart(B * H, tid, nth); u < u1;) {
+    const b = u / H, j = u - b * H, pair = j + 1 < H && u + 1 < u1, x = <usize>u << 2, g = <usize>(b * 3 * H + j) << 2;
+    gruBackwardUnits(dGx + g, dGh + g, dh + x, dy + x, gates + g, gh + g, hPrev + x, <usize>H << 2, pair);
+    u += pair ? 2 : 1;
   }
 }
 
