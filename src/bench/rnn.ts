@@ -18,7 +18,7 @@
 import type { Runtime } from "../runtime/runtime.js";
 import { Stack, type LayerWeights } from "../recurrent/stack.js";
 import type { BigBits } from "../recurrent/lstm.js";
-import { DualModel } from "../recurrent/dual.js";
+import { DualModel, type DualStepProfile } from "../recurrent/dual.js";
 import { fitLittleModules } from "../recurrent/fit.js";
 import { OrtPeer } from "../onnx/peer.js";
 import { gruGemmModel, gruModel, gruQuantizedModel, lstmGemmModel, lstmModel, lstmQuantizedModel, gnmtStackModel } from "../recurrent/onnx.js";
@@ -49,11 +49,16 @@ export interface RnnBenchTable {
   bytes_dense: number; llc_bytes: number | null;
   /** Read bandwidth on `threads` threads (our sum over the 256 MiB flush buffer, median of 5), GB/s: the physical bound of a step is its bytes over it. */
   bandwidth_gbps: number;
+  /** Where the little module's time goes (nothing sensitive), and the projection alone: see profileSteps. */
+  little_breakdown_ms: Breakdown; projection_ms: number;
   rows: RnnBenchRatio[];
 }
 
+/** Mean milliseconds per step in each part of a dual step (DualStepProfile), over PROFILE_STEPS steps after the timing. */
+export type Breakdown = DualStepProfile;
+
 export interface RnnBenchRatio {
-  ratio: number; achieved_ratio: number; dual_ms: Spread; bytes_dual: number;
+  ratio: number; achieved_ratio: number; dual_ms: Spread; bytes_dual: number; breakdown_ms: Breakdown;
   /** Warm, the dual step's bytes fit in the last-level cache and the dense step's do not: a cache effect. */
   fits_llc: boolean;
 }
@@ -62,6 +67,8 @@ export interface RnnBenchRatio {
 export interface PeerCheck { name: string; against: string; max_error: number; tolerance: number }
 
 const WARMUP = 10;
+/** Steps per variant of the profiled pass that follows the timing (the breakdown of a dual step). */
+const PROFILE_STEPS = 20;
 const PRECISION = { 32: "f32", 8: "int8" } as const;
 /** onnxruntime's fp32 graphs compute our fp32 step up to rounding. */
 const F32_TOLERANCE = 1e-4;
@@ -159,12 +166,27 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
           ]),
         ];
         const ms = await timeRepeated(variants, timing);
+        // The breakdown, in a pass of its own after the timing (reading the clock between the parts
+        // must not touch the timed steps): the same steps, cache state and thresholds.
+        const flushOrNull = cache === "cold" ? flushing : null;
+        const breakdowns: { little: Breakdown; perRatio: Breakdown[]; projection: number }[] = [];
+        for (const { dual, thresholds } of models) {
+          const little = await profileSteps(dual, () => dual.setNoneSensitive(), timed, flushOrNull);
+          const perRatio: Breakdown[] = [];
+          for (let i = 0; i < ratios.length; i++) {
+            perRatio.push(await profileSteps(dual, () => {
+              if (thresholds[i]) dual.setThresholds(thresholds[i]!, ratios[i]); else dual.setAllSensitive();
+            }, timed, flushOrNull));
+          }
+          breakdowns.push({ little, perRatio, projection: await profileProjection(dual, flushOrNull) });
+        }
         const denseMs = dense.map((_, d) => ms[d]);
         baselines.unshift(...dense.map(({ bits }, d) => ({ name: `ours ${PRECISION[bits]}`, ms: denseMs[d] })));
         const fastest = baselines.reduce((a, b) => (b.ms.median < a.ms.median ? b : a)).name;
         models.forEach(({ bits, dual }, m) => {
           const at = dense.length + m * (ratios.length + 1), [little, ...duals] = ms.slice(at, at + ratios.length + 1);
           const own = denseMs[dense.findIndex((d) => d.bits === bits)], ratio0 = duals[ratios.indexOf(0)];
+          const breakdown = breakdowns[m];
           const bytesDense = dual.accounting.report().perStep.denseBytes;
           tables.push({
             cell: shape.cell, hidden: H, input: benchInput(shape), big: PRECISION[bits], threads: t, cache,
@@ -172,10 +194,11 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
             dense_ms: own, little_ms: little, baselines, fastest, peer_checks: peerChecks,
             control: { dense_ms: own, ratio0_ms: ratio0, differs: separated(own, ratio0) },
             bytes_dense: bytesDense, llc_bytes: llcBytes, bandwidth_gbps: bandwidth,
+            little_breakdown_ms: breakdown.little, projection_ms: breakdown.projection,
             rows: ratios.map((ratio, i) => {
               const a = achieved[m][i], bytesDual = a.bytes / a.steps;
               return {
-                ratio, achieved_ratio: a.ratio / a.steps, dual_ms: duals[i], bytes_dual: bytesDual,
+                ratio, achieved_ratio: a.ratio / a.steps, dual_ms: duals[i], bytes_dual: bytesDual, breakdown_ms: breakdown.perRatio[i],
                 fits_llc: cache === "warm" && llcBytes !== null && bytesDual <= llcBytes && bytesDense > llcBytes,
               };
             }),
@@ -189,6 +212,35 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
   }
   rt.pool.active = rt.threads;
   return tables;
+}
+
+/**
+ * Mean milliseconds per part of PROFILE_STEPS dual steps (after WARMUP unprofiled ones) with the
+ * thresholds `prepare` sets, each step after `flush` and a 1 ms pause when cold (as timed).
+ */
+async function profileSteps(dual: DualModel, prepare: () => void, inputs: Float32Array[],
+                            flush: (() => void) | null): Promise<Breakdown> {
+  prepare();
+  const p: Breakdown = { little: 0, select: 0, big: 0, other: 0 };
+  for (let i = 0; i < WARMUP; i++) dual.step(inputs[i % inputs.length]);
+  for (let i = 0; i < PROFILE_STEPS; i++) {
+    if (flush) { flush(); await sleep(1); }
+    dual.step(inputs[(WARMUP + i) % inputs.length], p);
+  }
+  for (const k of Object.keys(p) as (keyof Breakdown)[]) p[k] /= PROFILE_STEPS;
+  return p;
+}
+
+/** Mean milliseconds of every layer's projection alone (on its current input), as profileSteps. */
+async function profileProjection(dual: DualModel, flush: (() => void) | null): Promise<number> {
+  let ms = 0;
+  for (let i = 0; i < WARMUP + PROFILE_STEPS; i++) {
+    if (flush) { flush(); await sleep(1); }
+    const t0 = performance.now();
+    dual.littles.forEach((m, l) => m.projector.project(dual.stack.layers[l].xh));
+    if (i >= WARMUP) ms += performance.now() - t0;
+  }
+  return ms / PROFILE_STEPS;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,6 +333,7 @@ function maxError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 // Printing
 
 const ms = (s: Spread) => `${s.median.toFixed(3)} [${s.min.toFixed(3)}–${s.max.toFixed(3)}]`;
+const parts = (b: Breakdown) => [b.little, b.select, b.big, b.other].map((v) => v.toFixed(3)).join(" / ");
 
 export function formatRnnTables(tables: RnnBenchTable[]): string {
   const out: string[] = [];
@@ -292,15 +345,17 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
     out.push(`dense baselines: ${t.baselines.map((b) => `${b.name} ${ms(b.ms)}`).join(" · ")}; fastest: ${t.fastest}`);
     out.push(`peer checked before timing: ${t.peer_checks.map((c) => `${c.name} max |Δ| ${c.max_error.toExponential(1)} ≤ ${c.tolerance} against ${c.against}`).join(" · ")}`);
     out.push(formatTable(
-      ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "bound ms", "x bound", "note"],
+      ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "bound ms", "x bound",
+       "little / select / big / other ms", "note"],
       t.rows.map((r) => [
         r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), ms(r.dual_ms),
         (t.dense_ms.median / r.dual_ms.median).toFixed(2), (fastest.ms.median / r.dual_ms.median).toFixed(2),
         (ortF32.ms.median / r.dual_ms.median).toFixed(2), ((100 * t.little_ms.median) / t.dense_ms.median).toFixed(1),
         (t.bytes_dense / 1e6).toFixed(2), (r.bytes_dual / 1e6).toFixed(2),
         (r.bytes_dual / t.bandwidth_gbps / 1e6).toFixed(3), (r.bytes_dual / t.bandwidth_gbps / 1e6 / r.dual_ms.median).toFixed(2),
-        r.fits_llc ? "dual fits LLC, dense not" : "",
+        parts(r.breakdown_ms), r.fits_llc ? "dual fits LLC, dense not" : "",
       ]), 0));
+    out.push(`little module alone (nothing sensitive), little / select / big / other ms: ${parts(t.little_breakdown_ms)}; of its little part, the projection alone ${t.projection_ms.toFixed(3)} ms`);
     const c = t.control;
     out.push(`control: ratio 0 ${ms(c.ratio0_ms)} against dense ${ms(c.dense_ms)}: ` +
       (c.differs ? "DIFFER beyond their spread: this table's speedups are not trustworthy" : "agree within their spread"));
@@ -310,6 +365,10 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
   out.push("x dense: against our dense step at the big weights' precision; x fastest: against the fastest dense baseline of any precision;" +
     " x ort f32: against onnxruntime's faster fp32 graph.");
   out.push("onnxruntime's times include creating its input tensors and awaiting onnxruntime-node's asynchronous run.");
+  out.push("little %: the step with nothing sensitive over the dense step; a dual step costs about that plus (1 − ratio) of the dense step, so little % is also" +
+    " the break-even ratio below which the dual step cannot beat the dense one.");
+  out.push(`little / select / big / other ms: mean per step of ${PROFILE_STEPS} profiled steps after the timing (same cache state): the little module (projection,` +
+    " quantization, little product), selection, the big rows with the state update, the rest (input copies, accounting).");
   out.push(`bound ms: the step's bytes over the read bandwidth measured before the table (${[...new Set(tables.map((t) => `${t.threads} thread(s) ${t.bandwidth_gbps.toFixed(1)} GB/s`))].join(", ")}); x bound: bound over the measured time (1 = at memory speed).`);
   out.push(`MB: parameter bytes read per step (dual: big rows and biases, little module with its projection, thresholds). ` +
     (llc ? `"dual fits LLC, dense not" (warm rows): the dual step's bytes fit in the ${(llc / 2 ** 20).toFixed(0)} MiB last-level cache and the dense step's do not, so part of that speedup is a cache effect, not the method.`

@@ -12,8 +12,17 @@ import type { LittleModule } from "./little.js";
 import { calibrate, topKBounds, type Bounds, type Region } from "../dual/calibrate.js";
 import { Accounting } from "../dual/accounting.js";
 import type { Rng } from "../util/random.js";
+import { NO_WATCH, Stopwatch, type Profile } from "../util/stopwatch.js";
 
 export type SelectMode = "threshold" | "topk";
+
+/**
+ * Where dual steps spend their time, in milliseconds summed over steps (benchmarks pass one to
+ * step()): the little module (projection, quantization, little product), selection, the big
+ * module (its rows and the state update, or the dense product where nothing can be insensitive),
+ * and the rest (copying the layer's input, residuals, accounting).
+ */
+export type DualStepProfile = Profile<"little" | "select" | "big" | "other">;
 
 /**
  * The paper's check that insensitive neurons tolerate error: every row is computed exactly, then
@@ -141,29 +150,37 @@ export class DualModel {
   }
 
   /** One dual-module step through every layer; x is [x | context]. Returns the top layer's output. */
-  step(x: Float32Array): Float32Array {
-    const kr = this.rt.kernels;
+  step(x: Float32Array, profile?: DualStepProfile): Float32Array {
+    const kr = this.rt.kernels, watch = profile ? new Stopwatch(profile) : NO_WATCH;
     for (let l = 0; l < this.layers.length; l++) {
       const s = this.layers[l], cell = s.cell;
       this.stack.loadLayer(l, x);
+      watch.lap("other");
       if (this.selection === "threshold" && s.everySensitive && !this.noise) {
         // Nothing can be insensitive (ratio 0): no need to ask the little module.
         cell.compute();
+        watch.lap("big");
         this.stack.finishLayer(l);
         this.accounting.record(l, s.rowIdx, s.count = cell.rows, false);
+        watch.lap("other");
         continue;
       }
       this.estimate(s);
+      watch.lap("little");
       if (this.selection === "topk") this.topK(s);
       const count = s.count = kr.selectSensitive(s.rowIdx, s.score, s.lo, s.hi, cell.hidden, s.regions.length);
+      watch.lap("select");
       // Every row sensitive: the dense product is the same computation, on the faster kernel for
       // consecutive rows (so ratio 0 also reproduces the dense model bit for bit).
       if (this.noise) this.computeNoisy(s, count, this.noise);
       else if (count === cell.rows) cell.compute(); else cell.computeRows(s.rowIdx, count);
+      watch.lap("big");
       this.stack.finishLayer(l);
       this.accounting.record(l, s.rowIdx, count);
+      watch.lap("other");
     }
     this.accounting.endStep();
+    watch.lap("other");
     return this.stack.output;
   }
 
