@@ -1,6 +1,7 @@
 // The dual-module output layer (src/recurrent/dual-decoder.ts): its top-N selection against a sort,
 // its preview against a float64 reduced-rank reference, exactness with every word a candidate, the
-// choice functions, and agreement with the dense model on the shipped SOTU LSTM-128.
+// certified rule's guarantee against float64 logits, the calibrated margin, the choice functions,
+// and agreement with the dense model on the shipped SOTU LSTM-128.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -142,6 +143,71 @@ test("with every word a candidate the dual output layer is the dense one: logits
   }
 });
 
+test("certified: no word left out can beat the best candidate (float64 logits), so greedy is the dense choice at every position", async () => {
+  for (const rt of await testRuntimes()) {
+    const lm = randomLm(rt), { vocab: V, hidden: H } = CONFIG;
+    for (const rank of [1, 3, 8]) {
+      const dual = new DualDecoder(rt, lm, fitPreview(rt, lm, samples(300, H, 4), 300, rank), "certified");
+      const h = rt.heap.f32(H), rng = new Rng(rank);
+      let counted = 0;
+      for (let t = 0; t < 40; t++) {
+        // Inside and far outside the fitted distribution (the bound must hold for any h).
+        const spread = t % 4 === 0 ? 10 : 1;
+        for (let j = 0; j < H; j++) h[j] = spread * rng.normal();
+        const c = dual.candidates(h), inside = new Set(c.ids.subarray(0, c.count));
+        const exact = Array.from({ length: V }, (_, v) => {
+          let s = lm.decoderBias[v];
+          for (let j = 0; j < H; j++) s += lm.decoderWeight[v * H + j] * h[j];
+          return s;
+        });
+        const best = Math.max(...Array.from(c.ids.subarray(0, c.count), (v) => exact[v]));
+        for (let v = 0; v < V; v++) if (!inside.has(v)) assert.ok(exact[v] < best, `${label(rt)} r ${rank}: word ${v} (${exact[v]}) left out beats ${best}`);
+        assert.equal(greedy(c), greedy(new DenseOutputLayer(lm).candidates(h)));
+        counted += c.count;
+      }
+      // It must also leave words out, or the guarantee says nothing.
+      if (rank === 8) assert.ok(counted / 40 < 0.8 * V, `${label(rt)}: mean ${counted / 40} candidates of ${V}`);
+      const ids = Int32Array.from({ length: 80 }, () => rng.int(V));
+      assert.equal(decoderQuality(lm, lm.stack, dual, ids).greedyAgreement, 1, `${label(rt)} r ${rank}`);
+      rt.heap.release(h);
+    }
+  }
+});
+
+test("auto: the calibrated margin keeps the greedy choice on the tokens it was calibrated on, grows with the quantile, and counts rows", async () => {
+  const [rt] = await testRuntimes();
+  const lm = randomLm(rt), { vocab: V, hidden: H } = CONFIG, n = 200, hs = samples(n, H, 9);
+  const dual = new DualDecoder(rt, lm, fitPreview(rt, lm, samples(300, H, 4), 300, 2), "auto");
+  const m50 = dual.calibrateMargin(hs, n, 0.5), m90 = dual.calibrateMargin(hs, n, 0.9), all = dual.calibrateMargin(hs, n, 1);
+  assert.ok(0 <= m50 && m50 <= m90 && m90 <= all && all > 0, `margins ${m50} ${m90} ${all}`);
+  const dense = new DenseOutputLayer(lm), h = rt.heap.f32(H);
+  const agreement = (margin: number) => {
+    dual.setRule("auto", margin);
+    let agree = 0;
+    for (let t = 0; t < n; t++) {
+      h.set(hs.subarray(t * H, (t + 1) * H));
+      if (greedy(dual.candidates(h)) === greedy(dense.candidates(h))) agree++;
+    }
+    return agree / n;
+  };
+  assert.equal(agreement(all), 1);
+  const mean = dual.meanCandidates;
+  assert.ok(mean >= 1 && mean < V, `mean ${mean}`);
+  assert.ok(agreement(m50) >= 0.5);
+  assert.ok(dual.meanCandidates <= mean, "a smaller margin computes fewer rows");
+  assert.ok(agreement(0) < 1, "no margin: only the words whose preview exceeds the best one's exact logit, sometimes not the right one");
+  // A margin wider than any logit's spread: every word, the dense layer exactly.
+  dual.setRule("auto", 1e6);
+  h.set(hs.subarray(0, H));
+  const c = dual.candidates(h);
+  assert.equal(c.count, V);
+  assert.deepEqual(c.logits.subarray(0, V), dense.candidates(h).logits);
+  assert.throws(() => dual.setRule("auto", -1), /margin must be a finite number ≥ 0/);
+  assert.throws(() => dual.setRule("most" as never), /candidates must be a count, "auto" or "certified"/);
+  assert.throws(() => dual.calibrateMargin(hs, n, 0), /quantile must be in \(0, 1\]/);
+  rt.heap.release(h);
+});
+
 test("candidates: the N best previews, exact logits, sampling limited to them; bad arguments named", async () => {
   const [rt] = await testRuntimes();
   const lm = randomLm(rt), { vocab: V, hidden: H } = CONFIG;
@@ -158,7 +224,7 @@ test("candidates: the N best previews, exact logits, sampling limited to them; b
   for (let s = 0; s < 50; s++) assert.ok(ids.includes(sampleCandidates(c, { temperature: 2 }, rng)));
   const top1 = sampleCandidates(c, { temperature: 1, topK: 1 }, rng);
   assert.equal(top1, greedy(c), "top-k 1 is greedy");
-  assert.throws(() => dual.setCandidates(V + 1), /candidates must be ≤ vocab = 40/);
+  assert.throws(() => dual.setRule(V + 1), /candidates must be ≤ vocab = 40/);
   assert.throws(() => fitPreview(rt, lm, samples(10, H, 1), 10, H + 1), /rank 13 exceeds min\(vocab, hidden\) = 12/);
   assert.throws(() => sampleCandidates(c, { temperature: 1, topP: 0 }, rng), /topP must be in \(0, 1\]/);
   rt.heap.release(h);
@@ -175,9 +241,19 @@ test("on the shipped SOTU LSTM-128: rank 32 and 64 candidates agree with the den
   assert.ok(q.top5Overlap >= 0.9, `top-5 overlap ${q.top5Overlap}`);
   assert.ok(q.kl > 0 && q.kl < 1, `KL ${q.kl}`);
   // A larger preview and more candidates do not agree less.
-  dual.setCandidates(256);
+  dual.setRule(256);
   const wider = decoderQuality(lm, lm.stack, dual, corpus.test.subarray(0, 400));
   assert.ok(wider.greedyAgreement >= q.greedyAgreement && wider.kl < q.kl, JSON.stringify({ q, wider }));
+  assert.equal(wider.candidates, 256);
+  // The calibrated rule (its margin on validation text) and the certified one.
+  const auto = DualDecoder.fit(rt, lm, lm.stack, spreadPieces(corpus.train, 4000, 1000), { rank: 32, candidates: "auto", quantile: 0.999 },
+    spreadPieces(corpus.valid, 2000, 500));
+  const qa = decoderQuality(lm, lm.stack, auto, corpus.test.subarray(0, 400));
+  assert.ok(auto.margin > 0 && qa.greedyAgreement >= 0.99 && qa.candidates < 1000, JSON.stringify({ margin: auto.margin, qa }));
+  auto.setRule("certified");
+  const qc = decoderQuality(lm, lm.stack, auto, corpus.test.subarray(0, 400));
+  assert.equal(qc.greedyAgreement, 1, "certified: the dense greedy choice at every position");
+  assert.ok(qc.candidates < 0.5 * lm.config.vocab, `certified: ${qc.candidates} rows per position`);
 
   // Token times: positive parts for dense and for each ratio (here the dense cell at ratio 0).
   const r = { ratios: [{ ratio: 0, thresholds: [] }], dual: { setThresholds() {}, reset: () => lm.stack.reset(), step: (x: Float32Array) => lm.stack.step(x) } };

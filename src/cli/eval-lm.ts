@@ -18,7 +18,7 @@ import {
 } from "../recurrent/eval.js";
 import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
 import type { CellKind } from "../recurrent/stack.js";
-import { DUAL_DECODER_DEFAULTS } from "../recurrent/dual-decoder.js";
+import { DUAL_DECODER_DEFAULTS, type CandidateRule, type DualDecoder } from "../recurrent/dual-decoder.js";
 
 /** The dual output layer's defaults, and the rounds of the token timing. */
 export const DECODER_DEFAULTS = { ...DUAL_DECODER_DEFAULTS, rounds: 100 };
@@ -44,7 +44,10 @@ const USAGE = `dmi eval lm --model FILE [options]
   --projection P       random (the paper's sparse projection) or rrr (the reduced-rank basis of the pre-activations) (random)
   --seed S             projection seed (1)
   --preview-rank R     dual output layer for generation: rank of the INT8 preview of every word's logit (${DECODER_DEFAULTS.rank})
-  --candidates N       words whose exact logits the dual output layer computes (${DECODER_DEFAULTS.candidates})
+  --candidates N|auto|certified   words whose exact logits the dual output layer computes: the N best previews, or
+                       auto: those within a margin of the best exact logit, calibrated on held-out training tokens, or
+                       certified: those a bound of the preview error cannot rule out (the dense greedy choice always) (${DECODER_DEFAULTS.candidates})
+  --margin-quantile Q  candidates auto: the fraction of held-out tokens whose greedy choice the margin keeps (${DECODER_DEFAULTS.quantile})
   --token-rounds N     interleaved rounds of the whole-token timing, caches flushed before each (${DECODER_DEFAULTS.rounds})
   --threads N          kernel threads (one per core)
   --json FILE          also write one JSON row per ratio`;
@@ -61,7 +64,9 @@ export interface LmTokenFields {
   dense_ms: number; dual_ms: number;             // one recurrent step, dense and at the row's ratio
   token_dense_ms: number; token_dual_ms: number; // one whole prediction: dense cell + decoder, dual cell + dual output layer
   output_dense_ms: number; output_dual_ms: number; select_dense_ms: number; select_dual_ms: number;
-  preview_rank: number; candidates: number;
+  preview_rank: number;
+  candidate_rule: string; // a fixed count, "auto" or "certified"
+  candidates: number;     // mean count of words with exact logits per test position
   greedy_agreement: number; top5_overlap: number; kl: number;
 }
 
@@ -74,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
       "train-tokens": { type: "string" }, "valid-tokens": { type: "string" }, "test-tokens": { type: "string" }, text: { type: "string" },
       k: { type: "string" }, eps: { type: "string" }, bits: { type: "string" }, method: { type: "string" }, projection: { type: "string" }, "auto-ratio": { type: "string" }, budget: { type: "string" },
       seed: { type: "string" }, threads: { type: "string" }, json: { type: "string" }, help: { type: "boolean" },
-      "preview-rank": { type: "string" }, candidates: { type: "string" }, "token-rounds": { type: "string" },
+      "preview-rank": { type: "string" }, candidates: { type: "string" }, "margin-quantile": { type: "string" }, "token-rounds": { type: "string" },
     },
   });
   if (v.help) { console.log(USAGE); return; }
@@ -91,7 +96,8 @@ export async function main(argv: string[]): Promise<void> {
   if (v.json && !existsSync(dirname(resolve(v.json)))) throw new Error(`--json ${v.json}: folder ${dirname(resolve(v.json))} does not exist`);
   const threads = optionalInteger("threads", v.threads, 1);
   const rank = optionalInteger("preview-rank", v["preview-rank"], 1) ?? DECODER_DEFAULTS.rank;
-  const candidates = optionalInteger("candidates", v.candidates, 1) ?? DECODER_DEFAULTS.candidates;
+  const candidates = parseCandidates(v.candidates), quantile = numbers(v["margin-quantile"], "margin-quantile")?.[0];
+  if (quantile !== undefined && !(quantile > 0 && quantile <= 1)) throw new Error(`--margin-quantile must be in (0, 1], got ${v["margin-quantile"]}`);
   const rounds = optionalInteger("token-rounds", v["token-rounds"], 1) ?? DECODER_DEFAULTS.rounds;
   const options: LmEvalOptions = {
     ratios, bits, method, eps, k: v.k === "auto" ? "auto" : optionalInteger("k", v.k, 1), auto: autoOptions(v), projection: optionalProjection(v.projection), seed: optionalInteger("seed", v.seed, 0),
@@ -113,7 +119,7 @@ export async function main(argv: string[]): Promise<void> {
     const times = await timeSteps(opened.lm, result, test.ids);
     const splits = { ...opened.corpus, test: test.ids };
     const decoder = evaluateDecoder(rt, opened.lm, result, splits, {
-      rank: Math.min(rank, c.hidden, c.vocab), candidates: Math.min(candidates, c.vocab), trainTokens: options.maxTokens?.train, onProgress: options.onProgress,
+      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampCandidates(candidates, c.vocab), quantile, trainTokens: options.maxTokens?.train, onProgress: options.onProgress,
     });
     const tokens = await timeTokens(rt, opened.lm, result, decoder.decoder, test.ids, { rounds });
     console.log(formatResult(opened, result, times, test.name, { decoder, tokens }));
@@ -125,6 +131,18 @@ export async function main(argv: string[]): Promise<void> {
   } finally {
     await rt.close();
   }
+}
+
+/** --candidates: a count ≥ 1, auto or certified (the default when absent). */
+export function parseCandidates(value: string | undefined): CandidateRule {
+  if (value === undefined) return DECODER_DEFAULTS.candidates;
+  if (value === "auto" || value === "certified") return value;
+  return optionalInteger("candidates", value, 1)!;
+}
+
+/** A count above the vocabulary is every word. */
+export function clampCandidates(rule: CandidateRule, vocab: number): CandidateRule {
+  return typeof rule === "number" ? Math.min(rule, vocab) : rule;
 }
 
 /** --auto-ratio and --budget, which only k auto reads. */
@@ -167,7 +185,7 @@ export function jsonRows(o: OpenedLm, r: LmEvalResult, split = "test", g?: Gener
     return {
       ...row, threads: g.tokens.threads, dense_ms: d.cell, dual_ms: t.cell, token_dense_ms: d.token, token_dual_ms: t.token,
       output_dense_ms: d.output, output_dual_ms: t.output, select_dense_ms: d.select, select_dual_ms: t.select,
-      preview_rank: g.decoder.decoder.rank, candidates: g.decoder.decoder.candidateCount,
+      preview_rank: g.decoder.decoder.rank, candidate_rule: String(g.decoder.decoder.rule), candidates: q.candidates,
       greedy_agreement: q.greedyAgreement, top5_overlap: q.top5Overlap, kl: q.kl,
     };
   });
@@ -201,18 +219,25 @@ export function formatResult(o: OpenedLm, r: LmEvalResult, times: StepTimes, spl
 export function formatGeneration(r: LmEvalResult, g: Generation): string {
   const f = (x: number) => x.toFixed(3), d = g.tokens.dense, dec = g.decoder.decoder;
   const rows: (string | number)[][] = [
-    ["dense", "-", f(d.cell), f(d.output), f(d.select), f(d.token), "1.00", "-", "-", "-"],
+    ["dense", "-", f(d.cell), f(d.output), f(d.select), f(d.token), "1.00", dec.vocab, "-", "-", "-"],
     ...r.ratios.map((x, i) => {
       const t = g.tokens.dual[i], q = g.decoder.quality[i];
       return ["dual", x.ratio.toFixed(2), f(t.cell), f(t.output), f(t.select), f(t.token), (d.token / t.token).toFixed(2),
-        (100 * q.greedyAgreement).toFixed(2), (100 * q.top5Overlap).toFixed(1), q.kl.toFixed(3)];
+        q.candidates.toFixed(1), (100 * q.greedyAgreement).toFixed(2), (100 * q.top5Overlap).toFixed(1), q.kl.toFixed(3)];
     }),
   ];
   return `Generation, one whole token at batch 1, caches flushed, ${g.tokens.threads} thread${g.tokens.threads > 1 ? "s" : ""}; ` +
-    `dual output layer: INT8 preview of rank ${dec.rank}, exact logits for ${dec.candidateCount} of ${dec.vocab} words\n` +
-    formatTable(["model", "ratio", "cell ms", "output ms", "select ms", "token ms", "speedup", "greedy agr %", "top-5 %", "KL"], rows, 1) + "\n" +
+    `dual output layer: INT8 preview of rank ${dec.rank}, exact logits for ${describeRule(dec)} of ${dec.vocab} words\n` +
+    formatTable(["model", "ratio", "cell ms", "output ms", "select ms", "token ms", "speedup", "exact rows", "greedy agr %", "top-5 %", "KL"], rows, 1) + "\n" +
     "  output: the decoder over the vocabulary, or the preview, the candidates and their exact logits; select: softmax and greedy choice\n" +
+    "  exact rows: words whose exact logits are computed, mean per test position\n" +
     `  greedy agr, top-5, KL(candidate ‖ dense): the dual model (cell at the ratio, dual output layer) against the dense one over ${g.decoder.quality[0]?.positions ?? 0} test positions`;
+}
+
+function describeRule(d: DualDecoder): string {
+  if (d.rule === "auto") return `the words within ${d.margin.toFixed(2)} of the best exact logit in preview (margin calibrated on held-out tokens)`;
+  if (d.rule === "certified") return "the words a bound of the preview error cannot rule out";
+  return `the ${d.rule} best previews`;
 }
 
 function signed(x: number): string { return `${x >= 0 ? "+" : ""}${x.toFixed(2)}`; }

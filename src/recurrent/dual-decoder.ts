@@ -139,6 +139,7 @@ export interface PreviewFactors {
   shift: Float32Array; // (r) −B·μ, so that z = B·h + shift is centred
   A: Float32Array;     // (V, r) W·Σ·Bᵀ
   c: Float32Array;     // (V) W·μ + b
+  mean: Float32Array;  // (H) μ, the mean of h
 }
 
 /** The top layer's output after every step of each piece, read from a zero state: (n, H) and n. */
@@ -186,7 +187,7 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
       for (let j = 0; j < H; j++) s += W[v * H + j] * mu[j];
       c[v] = s;
     }
-    return { rank, B: B.slice(), shift, A: A.slice(), c };
+    return { rank, B: B.slice(), shift, A: A.slice(), c, mean: Float32Array.from(mu) };
   } finally {
     for (const a of [cov, heapB, CB, A]) rt.heap.release(a);
   }
@@ -195,21 +196,52 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 // ---------------------------------------------------------------------------------------------------
 // The dual-module output layer
 
-/** Defaults of the commands: on the SOTU LSTM-256, ≥ 99 % greedy agreement with the dense model (docs/language-models.md). */
-export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64 };
+/**
+ * Which words the big module computes exactly. With m the exact logit of the preview's best word:
+ * - "auto" (calibrated): every word whose preview exceeds m − δ, δ the margin that kept the greedy
+ *   choice on a `quantile` of held-out tokens; the count follows each token's evidence (a flat
+ *   preview keeps many words, a peaked one few);
+ * - "certified": every word whose preview plus a bound of its preview error exceeds m, the bound
+ *   ‖W_v − Â_v·B̂‖·‖h − μ‖ + ‖Â_v‖·‖B̂·(h − μ) − ẑ‖ (Cauchy–Schwarz on the rank-r residual and on
+ *   the INT8 rounding of z) plus a slack for float rounding: the greedy choice is the dense layer's
+ *   at every token, at whatever count that takes;
+ * - a number N: the N largest previews, every token (SVD-softmax's rule).
+ */
+export type CandidateRule = number | "auto" | "certified";
+
+/** Defaults of the commands: the calibrated rule (docs/language-models.md, "The whole token"). */
+export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64, quantile: 0.999 };
 
 export interface DualDecoderOptions {
-  rank: number;        // r: preview rank, ≤ min(V, H)
-  candidates: number;  // N: words whose exact logits the big module computes, ≤ V
-  seed?: number;       // subspace iteration's start (default 1)
+  rank: number;               // r: preview rank, ≤ min(V, H)
+  candidates: CandidateRule;  // a number N must be ≤ V
+  quantile?: number;          // "auto": the fraction of held-out tokens whose greedy choice the margin keeps (default DUAL_DECODER_DEFAULTS.quantile)
+  seed?: number;              // subspace iteration's start (default 1)
 }
+
+/** The words the rule "certified" bounds its preview errors with (see CandidateRule). */
+interface Certificate {
+  residualNorms: Float64Array; // (V) ‖W_v − Â_v·B̂‖
+  aNorms: Float64Array;        // (V) ‖Â_v‖
+  B: Float64Array;             // (r, H) B̂, the INT8 basis dequantized
+  x: Float64Array;             // (H) scratch: h − μ
+}
+
+/** Float rounding the certified bound leaves room for, relative to the largest logit (fp32 sums of H terms). */
+const CERTIFIED_SLACK = 1e-3;
 
 export class DualDecoder implements OutputLayer {
   readonly vocab: number;
   readonly rank: number;
-  /** Bytes read per token: the preview (INT8 factors, scales, offsets) and N rows of the decoder with their biases. */
+  /** Bytes read per token by the preview: INT8 factors, scales, offsets. */
   readonly previewBytes: number;
-  private n: number;
+  private currentRule: CandidateRule = 1;
+  /** "auto": the calibrated margin δ (logit units). */
+  margin = 0;
+  /** Exact rows computed since the last resetCounts() and the tokens they were computed for. */
+  private rows = 0;
+  private tokens = 0;
+  private certificate: Certificate | null = null;
   private readonly H: number;
   private readonly Bq: Int8Array;       // (r, H)
   private readonly bScales: Float32Array; // (r)
@@ -220,13 +252,18 @@ export class DualDecoder implements OutputLayer {
   private readonly hq: Int8Array;       // (H)
   private readonly z: Float32Array;     // (r)
   private readonly zq: Int8Array;       // (r)
+  private zScale = 1;                   // of zq, from the last preview
   readonly preview: Float32Array;       // (V) of the last call
+  private readonly score: Float32Array; // (V) "certified": preview + error bound
   private readonly exact: Float32Array; // (V) exact logits, only the candidates' rows written
   private readonly rowIdx: Int32Array;  // (V) candidate ids, the first N
   private readonly heapVal: Float32Array; // (V) min-heap of the N best previews
+  private readonly lo: Float32Array;    // (1) selection threshold
+  private readonly hi: Float32Array;    // (1) +∞
   private readonly out: Candidates;
 
-  constructor(private readonly rt: Runtime, private readonly lm: LmInference, readonly factors: PreviewFactors, candidates: number) {
+  constructor(private readonly rt: Runtime, private readonly lm: LmInference, readonly factors: PreviewFactors,
+              candidates: CandidateRule, margin = 0) {
     const f = "DualDecoder", { vocab: V, hidden: H } = lm.config, r = factors.rank;
     this.vocab = V;
     this.rank = r;
@@ -235,6 +272,7 @@ export class DualDecoder implements OutputLayer {
     check.f32(f, "factors.A", factors.A, V * r);
     check.f32(f, "factors.shift", factors.shift, r);
     check.f32(f, "factors.c", factors.c, V);
+    check.f32(f, "factors.mean", factors.mean, H);
     const b = quantizeRows(factors.B, r, H, 8), a = quantizeRows(factors.A, V, r, 8), heap = rt.heap;
     this.Bq = heap.i8(r * H);
     this.Bq.set(b.q!);
@@ -248,59 +286,184 @@ export class DualDecoder implements OutputLayer {
     this.z = heap.f32(r);
     this.zq = heap.i8(r);
     this.preview = heap.f32(V);
+    this.score = heap.f32(V);
     this.exact = heap.f32(V);
     this.rowIdx = heap.i32(V);
+    this.lo = heap.f32(1);
+    this.hi = heap.copyF32(Float32Array.of(Infinity));
     this.heapVal = new Float32Array(V);
     this.previewBytes = b.bytes + a.bytes + 4 * (r + V);
     this.out = { count: 0, ids: this.rowIdx, logits: new Float32Array(V), restBound: 0 };
-    this.n = 0;
-    this.setCandidates(candidates);
+    this.setRule(candidates, margin);
   }
 
-  /** Fits the preview of rank r on the top-layer outputs of `pieces` (training text) read by `rnn`. */
-  static fit(rt: Runtime, lm: LmInference, rnn: Recurrent, pieces: Int32Array[], o: DualDecoderOptions): DualDecoder {
-    const { hs, n } = topLayerOutputs(lm, rnn, pieces);
-    return new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates);
+  /**
+   * Fits the preview of rank r on the top-layer outputs of `pieces` (training text) read by `rnn`.
+   * The rule "auto" calibrates its margin on `heldOut` (validation text), or without it on a
+   * quarter of the pieces held out of the fit.
+   */
+  static fit(rt: Runtime, lm: LmInference, rnn: Recurrent, pieces: Int32Array[], o: DualDecoderOptions, heldOut?: Int32Array[]): DualDecoder {
+    const calibrated = o.candidates === "auto";
+    let fitPieces = pieces, held = heldOut ?? [];
+    if (calibrated && !heldOut) {
+      if (pieces.length < 2) throw new Error("DualDecoder.fit: the calibrated rule (\"auto\") needs held-out text, or at least 2 pieces to hold one out");
+      // Every fourth piece (every second of 2 or 3), so that both parts see the whole text.
+      const stride = Math.min(4, pieces.length);
+      fitPieces = pieces.filter((_, i) => i % stride !== stride - 1);
+      held = pieces.filter((_, i) => i % stride === stride - 1);
+    }
+    const { hs, n } = topLayerOutputs(lm, rnn, fitPieces);
+    const d = new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates);
+    if (calibrated) {
+      const h = topLayerOutputs(lm, rnn, held);
+      d.margin = d.calibrateMargin(h.hs, h.n, o.quantile ?? DUAL_DECODER_DEFAULTS.quantile);
+    }
+    return d;
   }
 
-  get candidateCount(): number { return this.n; }
+  get rule(): CandidateRule { return this.currentRule; }
 
-  setCandidates(n: number): void {
-    check.size("DualDecoder", "candidates", n, 1);
-    if (n > this.vocab) throw new RangeError(`DualDecoder: candidates must be ≤ vocab = ${this.vocab}, got ${n}`);
-    this.n = n;
+  /** The rule, and for "auto" its margin (default: the one calibrated). */
+  setRule(rule: CandidateRule, margin = this.margin): void {
+    if (typeof rule === "number") {
+      check.size("DualDecoder", "candidates", rule, 1);
+      if (rule > this.vocab) throw new RangeError(`DualDecoder: candidates must be ≤ vocab = ${this.vocab}, got ${rule}`);
+    } else if (rule !== "auto" && rule !== "certified") {
+      throw new RangeError(`DualDecoder: candidates must be a count, "auto" or "certified", got ${JSON.stringify(rule)}`);
+    }
+    if (!(margin >= 0 && Number.isFinite(margin))) throw new RangeError(`DualDecoder: margin must be a finite number ≥ 0, got ${margin}`);
+    if (rule === "certified" && !this.certificate) this.certificate = this.certify();
+    this.currentRule = rule;
+    this.margin = margin;
+    this.resetCounts();
   }
 
-  /** Bytes read per token at the current N: the preview, and the candidates' fp32 rows and biases. */
-  get bytes(): number { return this.previewBytes + this.n * (this.H + 1) * 4 + this.n * 4; }
+  /** Mean count of exact rows per token since the last resetCounts() (or the rule's change). */
+  get meanCandidates(): number { return this.tokens === 0 ? 0 : this.rows / this.tokens; }
+  resetCounts(): void { this.rows = 0; this.tokens = 0; }
 
   /** The preview logits of every word (V), INT8 products: z = B·h − B·μ, then A·z + c. */
   previewLogits(h: Float32Array): Float32Array {
     const kr = this.rt.kernels, { vocab: V, H, rank: r } = this;
     const s = kr.quantize(this.hq, h, H);
     kr.matvecI8(this.z, this.Bq, this.bScales, this.hq, s, this.shift, r, H);
-    const sz = kr.quantize(this.zq, this.z, r);
-    kr.matvecI8(this.preview, this.Aq, this.aScales, this.zq, sz, this.c, V, r);
+    this.zScale = kr.quantize(this.zq, this.z, r);
+    kr.matvecI8(this.preview, this.Aq, this.aScales, this.zq, this.zScale, this.c, V, r);
     return this.preview;
   }
 
   candidates(h: Float32Array): Candidates {
-    const V = this.vocab, N = this.n, ids = this.rowIdx, out = this.out;
+    const V = this.vocab, H = this.H, ids = this.rowIdx, out = this.out, kr = this.rt.kernels, rule = this.currentRule;
     const preview = this.previewLogits(h);
-    const t = topN(ids, this.heapVal, preview, N);
-    ids.subarray(0, N).sort();
-    this.rt.kernels.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, N, V, this.H);
+    let count: number, threshold: number; // every word left out has a preview ≤ threshold
+    if (typeof rule === "number") {
+      count = rule;
+      threshold = topN(ids, this.heapVal, preview, count);
+      ids.subarray(0, count).sort();
+    } else {
+      // m: the exact logit of the preview's best word; a word can beat it only if its preview,
+      // raised by its error (the calibrated margin or the certified bound), exceeds it.
+      const best = argmax(preview);
+      ids[0] = best;
+      kr.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, 1, V, H);
+      const m = this.exact[best];
+      if (rule === "auto") {
+        this.lo[0] = threshold = m - this.margin;
+        count = kr.selectSensitive(ids, preview, this.lo, this.hi, V, 1);
+      } else {
+        threshold = m - CERTIFIED_SLACK * (1 + Math.abs(m));
+        this.lo[0] = threshold;
+        this.boundedPreview(h);
+        count = kr.selectSensitive(ids, this.score, this.lo, this.hi, V, 1);
+      }
+      if (count === 0) { ids[0] = best; count = 1; } // the best preview fell below m − δ: keep it alone
+    }
+    kr.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, count, V, H);
     let max = -Infinity;
-    for (let j = 0; j < N; j++) {
+    for (let j = 0; j < count; j++) {
       const l = out.logits[j] = this.exact[ids[j]];
       if (l > max) max = l;
     }
     let sum = 0;
-    for (let j = 0; j < N; j++) sum += Math.exp(out.logits[j] - max);
-    out.count = N;
-    out.restBound = N === V ? 0 : Math.min(1, ((V - N) * Math.exp(t - max)) / sum);
+    for (let j = 0; j < count; j++) sum += Math.exp(out.logits[j] - max);
+    out.count = count;
+    out.restBound = count === V ? 0 : Math.min(1, ((V - count) * Math.exp(threshold - max)) / sum);
+    this.rows += count;
+    this.tokens++;
     return out;
   }
+
+  /** "certified": score = preview + the bound of each word's preview error at h (see CandidateRule). */
+  private boundedPreview(h: Float32Array): void {
+    const { residualNorms, aNorms, B, x } = this.certificate!, { H, rank: r, vocab: V } = this, mu = this.factors.mean;
+    let xx = 0;
+    for (let j = 0; j < H; j++) { x[j] = h[j] - mu[j]; xx += x[j] * x[j]; }
+    let ee = 0;
+    for (let i = 0; i < r; i++) {
+      let s = 0;
+      for (let j = 0; j < H; j++) s += B[i * H + j] * x[j];
+      const e = s - this.zScale * this.zq[i];
+      ee += e * e;
+    }
+    const xNorm = Math.sqrt(xx), eNorm = Math.sqrt(ee);
+    for (let v = 0; v < V; v++) this.score[v] = this.preview[v] + residualNorms[v] * xNorm + aNorms[v] * eNorm;
+  }
+
+  /** The row norms the certified bound takes: of W − Â·B̂ (the preview's residual) and of Â. */
+  private certify(): Certificate {
+    const { vocab: V, H, rank: r } = this, heap = this.rt.heap, W = this.lm.decoderWeight;
+    const A = heap.f32(V * r), B = heap.f32(r * H), AB = heap.f32(V * H);
+    try {
+      for (let v = 0; v < V; v++) for (let i = 0; i < r; i++) A[v * r + i] = this.aScales[v] * this.Aq[v * r + i];
+      for (let i = 0; i < r; i++) for (let j = 0; j < H; j++) B[i * H + j] = this.bScales[i] * this.Bq[i * H + j];
+      this.rt.kernels.gemm(AB, A, B, V, H, r, false, false, false);
+      const residualNorms = new Float64Array(V), aNorms = new Float64Array(V);
+      for (let v = 0; v < V; v++) {
+        let s = 0, a = 0;
+        for (let j = 0; j < H; j++) { const d = W[v * H + j] - AB[v * H + j]; s += d * d; }
+        for (let i = 0; i < r; i++) a += A[v * r + i] * A[v * r + i];
+        // The gemm's own rounding (fp32 sums of r terms) on top, so that the norm stays an upper bound.
+        residualNorms[v] = Math.sqrt(s) * (1 + 1e-5);
+        aNorms[v] = Math.sqrt(a);
+      }
+      return { residualNorms, aNorms, B: Float64Array.from(B), x: new Float64Array(H) };
+    } finally {
+      for (const t of [A, B, AB]) heap.release(t);
+    }
+  }
+
+  /**
+   * The margin that keeps the greedy choice on a `quantile` of the top-layer outputs hs (n, H):
+   * for each, the exact logit of the preview's best word minus the preview of the dense layer's
+   * greedy word (the margin that token needed), then their quantile (1: the largest).
+   */
+  calibrateMargin(hs: Float32Array, n: number, quantile: number): number {
+    const f = "calibrateMargin", { H } = this;
+    check.size(f, "n", n, 1);
+    check.f32(f, "hs", hs, n * H);
+    if (!(quantile > 0 && quantile <= 1)) throw new RangeError(`${f}: quantile must be in (0, 1], got ${quantile}`);
+    const needed = new Float64Array(n), h = this.rt.heap.f32(H);
+    try {
+      for (let t = 0; t < n; t++) {
+        h.set(hs.subarray(t * H, (t + 1) * H));
+        const logits = this.lm.decode(h), preview = this.previewLogits(h), best = argmax(preview), chosen = argmax(logits);
+        // A word is kept when its preview exceeds m − δ; the preview's best word is kept in any case.
+        needed[t] = chosen === best ? 0 : Math.max(0, logits[best] - preview[chosen]);
+      }
+    } finally {
+      this.rt.heap.release(h);
+    }
+    needed.sort();
+    const q = needed[Math.min(n - 1, Math.ceil(quantile * n) - 1)];
+    return q * (1 + 1e-6) + 1e-6; // strictly above: the rule keeps previews > m − δ
+  }
+}
+
+/** The index of the largest value of x (the lowest among equals). */
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
 }
 
 /**

@@ -19,7 +19,7 @@ import type { Rng } from "../util/random.js";
 import * as check from "../kernels/check.js";
 import { reference } from "../kernels/index.js";
 import { FLUSH_BYTES, median, timeInterleaved, type Variant } from "../util/timing.js";
-import { DenseOutputLayer, DualDecoder, candidateSoftmax, greedy, sampleCandidates, topN, type Candidates, type OutputLayer } from "./dual-decoder.js";
+import { DenseOutputLayer, DualDecoder, candidateSoftmax, greedy, sampleCandidates, topN, type CandidateRule, type Candidates, type OutputLayer } from "./dual-decoder.js";
 
 /** What steps the recurrent layers: the dense Stack or the DualModel around it. */
 export type Recurrent = Pick<Stack, "reset" | "step">;
@@ -291,6 +291,7 @@ export interface DecoderQuality {
   kl: number;
   denseMassOutside: number; // mean probability the dense model puts outside the candidates
   restBound: number;        // mean of the candidates' own bound of that mass (through the preview)
+  candidates: number;       // mean count of words with exact logits per position
 }
 
 /**
@@ -307,7 +308,7 @@ export function decoderQuality(lm: LmInference, rnn: Recurrent, out: OutputLayer
   const live = stateArrays(lm), dualState = live.map((a) => new Float32Array(a.length)), denseState = live.map((a) => new Float32Array(a.length));
   const swap = (save: Float32Array[], load: Float32Array[]) => live.forEach((a, i) => { save[i].set(a); a.set(load[i]); });
   const q = new Float64Array(V), top = new Int32Array(5), dualTop = new Int32Array(5), vals = new Float32Array(V);
-  let agree = 0, overlap = 0, kl = 0, outside = 0, bound = 0;
+  let agree = 0, overlap = 0, kl = 0, outside = 0, bound = 0, counted = 0;
   rnn.reset();
   lm.stack.reset();
   for (let t = 0; t < n; t++) {
@@ -340,16 +341,18 @@ export function decoderQuality(lm: LmInference, rnn: Recurrent, out: OutputLayer
     kl += d;
     outside += Math.max(0, 1 - inside);
     bound += c.restBound;
+    counted += c.count;
     if (onProgress && ((t + 1) % 256 === 0 || t + 1 === n)) onProgress(t + 1, n);
   }
   rnn.reset();
   lm.stack.reset();
-  return { positions: n, greedyAgreement: agree / n, top5Overlap: overlap / n, kl: kl / n, denseMassOutside: outside / n, restBound: bound / n };
+  return { positions: n, greedyAgreement: agree / n, top5Overlap: overlap / n, kl: kl / n, denseMassOutside: outside / n, restBound: bound / n, candidates: counted / n };
 }
 
 export interface DecoderEvalOptions {
   rank: number;        // preview rank r
-  candidates: number;  // N
+  candidates: CandidateRule;
+  quantile?: number;   // the calibrated rule's (DualDecoderOptions)
   trainTokens?: number; // training tokens the preview's covariance is taken over (default DEFAULT_MAX_TOKENS.train)
   chunk?: number;      // tokens per piece (default 1000)
   seed?: number;
@@ -370,7 +373,8 @@ export function evaluateDecoder(rt: Runtime, lm: LmInference, r: Pick<LmEvalResu
                                 o: DecoderEvalOptions): DecoderEvalResult {
   const pieces = spreadPieces(splits.train, o.trainTokens ?? DEFAULT_MAX_TOKENS.train, o.chunk ?? 1000);
   o.onProgress?.("output layer fit", 0, 1);
-  const decoder = DualDecoder.fit(rt, lm, lm.stack, pieces, { rank: o.rank, candidates: o.candidates, seed: o.seed });
+  const decoder = DualDecoder.fit(rt, lm, lm.stack, pieces, { rank: o.rank, candidates: o.candidates, quantile: o.quantile, seed: o.seed },
+    spreadPieces(splits.valid, 5000, o.chunk ?? 1000)); // the calibrated rule's margin: on valid, as the cell's thresholds
   o.onProgress?.("output layer fit", 1, 1);
   const test = splits.test.subarray(0, r.tokens.test);
   const quality = r.ratios.map((q) => {
