@@ -43,8 +43,8 @@ export class RandomProjector implements Projector {
   readonly projection: SparseProjection;
   readonly projected: Float32Array;
   readonly macs = 0;
-  private readonly offsets: Int32Array;
-  private readonly indices: Uint16Array;
+  readonly offsets: Int32Array;   // the projection's layout in the heap (kernels' project)
+  readonly indices: Uint16Array;
 
   constructor(private readonly rt: Runtime, readonly input: number, readonly hidden: number, readonly k: number, readonly seed: number) {
     check.size("RandomProjector", "k", k, 1);
@@ -199,6 +199,17 @@ export class LittleModule {
     this.projector.project(xh);
     this.apply(est, this.parts[0]);
     if (estH) this.apply(estH, this.parts[1]);
+  }
+
+  /**
+   * The heap arrays a fused dual step reads (src/kernels/dual-step.ts): those of a joint INT8
+   * module (5–8 bits) over the random projection; null for any other module.
+   */
+  get fusedArrays(): { offsets: Int32Array; indices: Uint16Array; scale: number; p: Float32Array;
+                       Wq: Int8Array; scales: Float32Array; b: Float32Array } | null {
+    const part = this.parts[0], proj = this.projector;
+    if (!this.joint || !part.Wq || !part.scales || !(proj instanceof RandomProjector)) return null;
+    return { offsets: proj.offsets, indices: proj.indices, scale: proj.projection.scale, p: part.p, Wq: part.Wq, scales: part.scales, b: part.b };
   }
 
   private apply(out: Float32Array, part: Part): void {
