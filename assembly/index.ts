@@ -11,3 +11,4 @@ export { lstm_train_forward_f32, lstm_train_backward_f32, gru_train_forward_f32,
 export { im2col_batch_f32, col2im_batch_f32, channel_stats_f32, bn_apply_f32, bn_backward_f32 } from "./conv-grad";
 export { gemm_i8, quantize_rows_i8, im2row_i8, im2row_sensitive_f32 } from "./gemm-i8";
 export { matvec_sparse_f32 } from "./sparse";
+export { lstm_dual_step } from "./dual-step";

@@ -13,7 +13,7 @@ import { LittleModule, RandomProjector } from "../src/recurrent/little.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { testRuntimes, label } from "./helpers.js";
+import { testRuntimes, label, assertClose } from "./helpers.js";
 import { randomWeights } from "./reference-rnn.js";
 import { interleaveRows } from "../src/recurrent/lstm.js";
 import { quantizeRows } from "../src/dual/quantize.js";
@@ -327,4 +327,35 @@ test("the reduced-rank projection predicts better than the random one at equal k
   }
   assert.throws(() => fitLittleModules(rt, model(rt, "lstm", 1, 3).stack, [[new Float32Array(24)]], { projection: "rrr", method: "sgd" }), /SGD fit starts from the random projection/);
   rmSync(dir, { recursive: true });
+});
+
+test("the fused step (one kernel per LSTM layer) computes what the separate kernels do, on 1 and 2 threads, fp32 and INT8 big weights", async () => {
+  for (const rt of await testRuntimes()) {
+    for (const bigBits of [32, 8] as const) {
+      // Wide enough that 2 threads split the step; odd sizes; two layers (the second reads the first's h).
+      const rng = new Rng(31), E = 201, H = 67, k = 15;
+      const ws = [0, 1].map((l) => randomWeights(rng, 4, l === 0 ? E : H, H, 3 / Math.sqrt(H)));
+      const u = (n: number) => Float32Array.from({ length: n }, () => rng.normal() * 0.3);
+      const littles = [E, H].map((input, l) => ({ input, weights: { Wx: u(4 * H * k), Wh: u(4 * H * k), bx: u(4 * H), bh: u(4 * H) }, seed: 40 + l }));
+      const make = () => {
+        const stack = new Stack(rt, { kind: "lstm", input: E, hidden: H, layers: 2, context: 0, residualFrom: 2, bigBits }, ws);
+        return new DualModel(rt, stack, littles.map((m) => new LittleModule(rt, 4 * H, new RandomProjector(rt, m.input, H, k, m.seed), 8, m.weights, true)));
+      };
+      const fused = make(), separate = make();
+      separate.fuse = false;
+      const seqs = sequences(rng, Array.from({ length: 4 }, () => u(E)), 2, 12, E);
+      const thresholds = fused.calibrate(seqs, 0.5);
+      const settings: [string, (d: DualModel) => void][] = [
+        ["50 %", (d) => d.setThresholds(thresholds, 0.5)],
+        ["none sensitive", (d) => d.setNoneSensitive()],
+        ["every one sensitive, finite bounds", (d) => d.setThresholds(thresholds.map((row) => row.map(() => ({ lo: -1e30, hi: 1e30 }))))],
+      ];
+      for (const [what, set] of settings) {
+        set(fused); set(separate);
+        const a = run((x) => fused.step(x), () => fused.reset(), seqs), b = run((x) => separate.step(x), () => separate.reset(), seqs);
+        a.forEach((o, i) => assertClose(o, b[i], 1, 1e-6, `${label(rt)} big ${bigBits} ${what} step ${i}`));
+        for (const l of [0, 1]) assert.deepEqual(fused.sensitiveRows(l), separate.sensitiveRows(l), `${label(rt)} big ${bigBits} ${what} layer ${l} rows`);
+      }
+    }
+  }
 });

@@ -221,7 +221,7 @@ export async function benchTables(rt: Runtime, shape: Shape, ratioList: number[]
 async function profileSteps(dual: DualModel, prepare: () => void, inputs: Float32Array[],
                             flush: (() => void) | null): Promise<Breakdown> {
   prepare();
-  const p: Breakdown = { little: 0, select: 0, big: 0, other: 0 };
+  const p: Breakdown = { little: 0, select: 0, big: 0, fused: 0, other: 0 };
   for (let i = 0; i < WARMUP; i++) dual.step(inputs[i % inputs.length]);
   for (let i = 0; i < PROFILE_STEPS; i++) {
     if (flush) { flush(); await sleep(1); }
@@ -333,7 +333,7 @@ function maxError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 // Printing
 
 const ms = (s: Spread) => `${s.median.toFixed(3)} [${s.min.toFixed(3)}–${s.max.toFixed(3)}]`;
-const parts = (b: Breakdown) => [b.little, b.select, b.big, b.other].map((v) => v.toFixed(3)).join(" / ");
+const parts = (b: Breakdown) => [b.little, b.select, b.big, b.fused, b.other].map((v) => v.toFixed(3)).join(" / ");
 
 export function formatRnnTables(tables: RnnBenchTable[]): string {
   const out: string[] = [];
@@ -346,7 +346,7 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
     out.push(`peer checked before timing: ${t.peer_checks.map((c) => `${c.name} max |Δ| ${c.max_error.toExponential(1)} ≤ ${c.tolerance} against ${c.against}`).join(" · ")}`);
     out.push(formatTable(
       ["ratio", "achieved", "dual ms", "x dense", "x fastest", "x ort f32", "little %", "MB dense", "MB dual", "bound ms", "x bound",
-       "little / select / big / other ms", "note"],
+       "little / select / big / fused / other ms", "note"],
       t.rows.map((r) => [
         r.ratio.toFixed(2), r.achieved_ratio.toFixed(3), ms(r.dual_ms),
         (t.dense_ms.median / r.dual_ms.median).toFixed(2), (fastest.ms.median / r.dual_ms.median).toFixed(2),
@@ -355,7 +355,7 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
         (r.bytes_dual / t.bandwidth_gbps / 1e6).toFixed(3), (r.bytes_dual / t.bandwidth_gbps / 1e6 / r.dual_ms.median).toFixed(2),
         parts(r.breakdown_ms), r.fits_llc ? "dual fits LLC, dense not" : "",
       ]), 0));
-    out.push(`little module alone (nothing sensitive), little / select / big / other ms: ${parts(t.little_breakdown_ms)}; of its little part, the projection alone ${t.projection_ms.toFixed(3)} ms`);
+    out.push(`little module alone (nothing sensitive), little / select / big / fused / other ms: ${parts(t.little_breakdown_ms)}; of its little part, the projection alone ${t.projection_ms.toFixed(3)} ms`);
     const c = t.control;
     out.push(`control: ratio 0 ${ms(c.ratio0_ms)} against dense ${ms(c.dense_ms)}: ` +
       (c.differs ? "DIFFER beyond their spread: this table's speedups are not trustworthy" : "agree within their spread"));
@@ -367,8 +367,8 @@ export function formatRnnTables(tables: RnnBenchTable[]): string {
   out.push("onnxruntime's times include creating its input tensors and awaiting onnxruntime-node's asynchronous run.");
   out.push("little %: the step with nothing sensitive over the dense step; a dual step costs about that plus (1 − ratio) of the dense step, so little % is also" +
     " the break-even ratio below which the dual step cannot beat the dense one.");
-  out.push(`little / select / big / other ms: mean per step of ${PROFILE_STEPS} profiled steps after the timing (same cache state): the little module (projection,` +
-    " quantization, little product), selection, the big rows with the state update, the rest (input copies, accounting).");
+  out.push(`little / select / big / fused / other ms: mean per step of ${PROFILE_STEPS} profiled steps after the timing (same cache state): the little module (projection,` +
+    " quantization, little product), selection, the big rows with the state update, the three as one kernel where the step is fused (DualModel.fuse), the rest (input copies, accounting).");
   out.push(`bound ms: the step's bytes over the read bandwidth measured before the table (${[...new Set(tables.map((t) => `${t.threads} thread(s) ${t.bandwidth_gbps.toFixed(1)} GB/s`))].join(", ")}); x bound: bound over the measured time (1 = at memory speed).`);
   out.push(`MB: parameter bytes read per step (dual: big rows and biases, little module with its projection, thresholds). ` +
     (llc ? `"dual fits LLC, dense not" (warm rows): the dual step's bytes fit in the ${(llc / 2 ** 20).toFixed(0)} MiB last-level cache and the dense step's do not, so part of that speedup is a cache effect, not the method.`

@@ -14,9 +14,10 @@ import { type ConvGradKernels, convGradReference, convGradWasm } from "./conv-gr
 import { type GemmI8Kernels, gemmI8Reference, gemmI8Wasm } from "./gemm-i8.js";
 import { type SparseKernels, sparseReference, sparseWasm } from "./sparse.js";
 import { type TrainKernels, trainReference, trainWasm } from "./train.js";
+import { type DualStepKernels, dualStepReference, dualStepWasm } from "./dual-step.js";
 
 export interface Kernels extends MatvecKernels, QuantKernels, ElementwiseKernels, SelectKernels, GemmKernels, ConvKernels, LossKernels,
-  ConvGradKernels, GemmI8Kernels, SparseKernels, TrainKernels {}
+  ConvGradKernels, GemmI8Kernels, SparseKernels, TrainKernels, DualStepKernels {}
 
 export const reference: Kernels = {
   ...matvecReference,
@@ -30,6 +31,7 @@ export const reference: Kernels = {
   ...gemmI8Reference,
   ...sparseReference,
   ...trainReference,
+  ...dualStepReference,
 };
 
 export function wasmKernels(ctx: WasmContext): Kernels {
@@ -45,5 +47,6 @@ export function wasmKernels(ctx: WasmContext): Kernels {
     ...gemmI8Wasm(ctx),
     ...sparseWasm(ctx),
     ...trainWasm(ctx),
+    ...dualStepWasm(ctx),
   };
 }

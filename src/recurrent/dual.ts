@@ -13,6 +13,7 @@ import { calibrate, topKBounds, type Bounds, type Region } from "../dual/calibra
 import { Accounting } from "../dual/accounting.js";
 import type { Rng } from "../util/random.js";
 import { NO_WATCH, Stopwatch, type Profile } from "../util/stopwatch.js";
+import type { LstmDualPlan } from "../kernels/dual-step.js";
 
 export type SelectMode = "threshold" | "topk";
 
@@ -20,9 +21,10 @@ export type SelectMode = "threshold" | "topk";
  * Where dual steps spend their time, in milliseconds summed over steps (benchmarks pass one to
  * step()): the little module (projection, quantization, little product), selection, the big
  * module (its rows and the state update, or the dense product where nothing can be insensitive),
- * and the rest (copying the layer's input, residuals, accounting).
+ * the three in one kernel where the step is fused (see DualModel.fuse), and the rest (copying the
+ * layer's input, residuals, accounting).
  */
-export type DualStepProfile = Profile<"little" | "select" | "big" | "other">;
+export type DualStepProfile = Profile<"little" | "select" | "big" | "fused" | "other">;
 
 /**
  * The paper's check that insensitive neurons tolerate error: every row is computed exactly, then
@@ -55,6 +57,7 @@ interface LayerState {
   everySensitive: boolean; // the thresholds leave nothing insensitive: the step is the dense one
   noisy: Uint8Array;     // (rows) noise injection: 1 where noise goes this step
   topKScratch: Float32Array; // (H) selection keys of the top-k mode
+  fused: LstmDualPlan | null; // the layer's step as one kernel, where its cell and little module allow
 }
 
 export class DualModel {
@@ -64,6 +67,12 @@ export class DualModel {
   private ratio = 0;
   private selection: SelectMode = "threshold";
   private noise: NoiseInjection | null = null;
+  /**
+   * Run a threshold-mode step of an LSTM layer with an INT8 little module over the random
+   * projection as one kernel (lstmDualStep: one fork/join of the pool instead of one per phase);
+   * false runs the separate kernels. Both compute the same step; benchmarks and tests compare them.
+   */
+  fuse = true;
 
   constructor(private readonly rt: Runtime, readonly stack: Stack, readonly littles: LittleModule[]) {
     if (littles.length !== stack.layers.length) {
@@ -75,13 +84,14 @@ export class DualModel {
         throw new Error(`DualModel: little module ${l} is for (rows ${little.rows}, input ${little.input}, hidden ${little.hidden}), layer ${l} is (${cell.rows}, ${cell.input}, ${cell.hidden})`);
       }
       const regions = gateRegions(cell.kind);
+      const lo = rt.heap.f32(regions.length), hi = rt.heap.f32(regions.length), rowIdx = rt.heap.i32(cell.rows);
       return {
-        cell, little, regions,
+        cell, little, regions, lo, hi, rowIdx,
         score: cell.kind === "lstm" ? cell.pre : rt.heap.f32(cell.rows),
-        lo: rt.heap.f32(regions.length), hi: rt.heap.f32(regions.length),
-        rowIdx: rt.heap.i32(cell.rows), count: 0, everySensitive: false,
+        count: 0, everySensitive: false,
         noisy: new Uint8Array(cell.rows),
         topKScratch: new Float32Array(cell.hidden),
+        fused: fusedPlan(cell, little, lo, hi, rowIdx),
       };
     });
     this.setAllSensitive();
@@ -162,6 +172,14 @@ export class DualModel {
         watch.lap("big");
         this.stack.finishLayer(l);
         this.accounting.record(l, s.rowIdx, s.count = cell.rows, false);
+        watch.lap("other");
+        continue;
+      }
+      if (s.fused && this.fuse && this.selection === "threshold" && !this.noise) {
+        const count = s.count = kr.lstmDualStep(s.fused);
+        watch.lap("fused");
+        this.stack.finishLayer(l);
+        this.accounting.record(l, s.rowIdx, count);
         watch.lap("other");
         continue;
       }
@@ -261,4 +279,15 @@ export class DualModel {
     }
     return this.accounting.report().insensitiveRatio;
   }
+}
+
+/** The fused step's plan of an LSTM layer whose big weights are dense rows and whose little module is joint INT8 over the random projection; null otherwise. */
+function fusedPlan(cell: Cell, little: LittleModule, lo: Float32Array, hi: Float32Array, rowIdx: Int32Array): LstmDualPlan | null {
+  if (cell.kind !== "lstm") return null;
+  const big = cell.dualArrays, l = little.fusedArrays;
+  if (!big || !l) return null;
+  return {
+    hidden: cell.hidden, ...big, offsets: l.offsets, indices: l.indices, projScale: l.scale, p: l.p,
+    littleW: l.Wq, littleScales: l.scales, littleB: l.b, lo, hi, rowIdx,
+  };
 }

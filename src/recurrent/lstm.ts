@@ -11,6 +11,7 @@ import type { Runtime } from "../runtime/runtime.js";
 import * as check from "../kernels/check.js";
 import { quantizeRows } from "../dual/quantize.js";
 import { type SparseRows, packSparseRows, unpackSparseRows } from "../kernels/sparse.js";
+import type { LstmDualPlan } from "../kernels/dual-step.js";
 
 export interface LstmWeights {
   weight_ih: Float32Array; // (4H, E)
@@ -116,6 +117,14 @@ export class Lstm {
     }
     kr.lstmGates(this.h, this.c, this.pre, this.hidden);
     return this.h;
+  }
+
+  /** The layer's arrays that a fused dual step reads and writes (kernels' lstmDualStep); null for compressed rows. */
+  get dualArrays(): Pick<LstmDualPlan, "xh" | "h" | "c" | "pre" | "big" | "b"> | null {
+    const big = this.big;
+    if (big.bits === "sparse") return null;
+    return { xh: this.xh, h: this.h, c: this.c, pre: this.pre, b: this.b,
+             big: big.bits === 32 ? { bits: 32, W: big.W } : { bits: 8, Wq: big.Wq, scales: big.scales } };
   }
 
   /** The big weights (4H, E+H) in fp32: the stored ones, or a dequantized copy of the INT8 ones, or a dense copy of the compressed rows (pruned weights as zeros). */
