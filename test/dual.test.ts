@@ -332,8 +332,9 @@ test("the reduced-rank projection predicts better than the random one at equal k
 test("the fused step (one kernel per LSTM layer) computes what the separate kernels do, on 1 and 2 threads, fp32 and INT8 big weights", async () => {
   for (const rt of await testRuntimes()) {
     for (const bigBits of [32, 8] as const) {
-      // Wide enough that 2 threads split the step; odd sizes; two layers (the second reads the first's h).
-      const rng = new Rng(31), E = 201, H = 67, k = 15;
+      // Odd sizes; two layers (the second reads the first's h); the first wide enough that 2 threads
+      // split its fused step (FUSED_PARALLEL_MIN_WORK), the second on one thread.
+      const rng = new Rng(31), E = 1791, H = 257, k = 15;
       const ws = [0, 1].map((l) => randomWeights(rng, 4, l === 0 ? E : H, H, 3 / Math.sqrt(H)));
       const u = (n: number) => Float32Array.from({ length: n }, () => rng.normal() * 0.3);
       const littles = [E, H].map((input, l) => ({ input, weights: { Wx: u(4 * H * k), Wh: u(4 * H * k), bx: u(4 * H), bh: u(4 * H) }, seed: 40 + l }));

@@ -2,7 +2,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Rng } from "../src/util/random.js";
 import { quantizeRows } from "../src/dual/quantize.js";
-import type { LstmDualPlan } from "../src/kernels/dual-step.js";
+import { FUSED_PARALLEL_MIN_WORK, type LstmDualPlan } from "../src/kernels/dual-step.js";
 import { impls, testRuntimes, assertClose, type Impl } from "./helpers.js";
 
 after(async () => { for (const rt of await testRuntimes()) await rt.close(); });
@@ -91,17 +91,24 @@ function roundHalfEven(v: number): number {
   return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 }
 
-// Shapes large enough that 2 threads split the step (R·C ≥ 2^16), odd everywhere, and a small one.
-const SHAPES: [number, number, number][] = [[7, 5, 3], [201, 67, 29], [130, 97, 66]];
+// Odd everywhere; the last is large enough that 2 threads split the step (R·C ≥ FUSED_PARALLEL_MIN_WORK).
+const SHAPES: [number, number, number][] = [[7, 5, 3], [130, 97, 66], [1791, 257, 67]];
 // Per gate: every estimate sensitive (the dense product), none, and about half (an interval around 0).
 const BOUNDS: [string, number, number][] = [["all", -Infinity, Infinity], ["none", 0, 0], ["half", -0.6, 0.6]];
+
+test("lstmDualStep: the test's largest shape is split between threads", () => {
+  const [E, H] = SHAPES[SHAPES.length - 1];
+  assert.ok(4 * H * (E + H) >= FUSED_PARALLEL_MIN_WORK);
+});
 
 test("lstmDualStep: every implementation computes the float64 step (rows exactly), on 1 and 2 threads, fp32 and INT8 big weights", async () => {
   for (const impl of await impls()) {
     for (const [E, H, k2] of SHAPES) {
       for (const bits of [32, 8] as const) {
+        const { plan: P } = plan(impl, new Rng(E * 1000 + H + bits), E, H, k2, bits);
+        const xh0 = P.xh.slice(), c0 = P.c.slice();
         for (const [name, lo, hi] of BOUNDS) {
-          const { plan: P } = plan(impl, new Rng(E * 1000 + H + bits), E, H, k2, bits);
+          P.xh.set(xh0); P.c.set(c0); P.pre.fill(0); P.rowIdx.fill(-1);
           P.lo.fill(lo); P.hi.fill(hi);
           const want = expected(P);
           const what = `${impl.name} E=${E} H=${H} k2=${k2} big ${bits} ${name}`;

@@ -121,6 +121,16 @@ const SLOT = {
 } as const;
 const SLOTS = 32;
 
+/**
+ * Below this many big weights (4H · (E + H)) the fused step runs on the calling thread alone. A
+ * worker asleep when the step begins wakes tens of microseconds later, and the fused step's first
+ * barrier waits for it where separate kernels would have let the calling thread take its share.
+ * Measured on the 2-vCPU AMD EPYC VM, quiet, cold (flush, 1 ms pause): H = 256 (2^19 weights) the
+ * little module alone 0.080 ms on 1 thread, 0.121 on 2; H = 512 (2^21) 0.133 / 0.206 alone but
+ * 0.568 / 0.496 at 50 %; H ≥ 750 2 threads are faster at every ratio.
+ */
+export const FUSED_PARALLEL_MIN_WORK = 1 << 21;
+
 /** Bytes of one thread's widened copy of x (assembly/quant.ts widenedBytes) and of its quantized projection. */
 const widenedBytes = (n: number) => Math.ceil((n * 2) / 64) * 64;
 const padded = (n: number) => Math.ceil(n / 64) * 64;
@@ -163,7 +173,7 @@ export function dualStepWasm(ctx: WasmContext): DualStepKernels {
       const k = "lstmDualStep", s = block(k, plan);
       checkBounds(k, plan);
       const R = 4 * plan.hidden, C = plan.xh.length;
-      ctx.pool.run("lstm_dual_step", ctx.threadsFor(R * C), s.byteOffset);
+      ctx.pool.run("lstm_dual_step", R * C >= FUSED_PARALLEL_MIN_WORK ? ctx.pool.active : 1, s.byteOffset);
       return s[SLOT.total];
     },
   };
