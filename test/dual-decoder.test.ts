@@ -196,6 +196,16 @@ test("auto: the calibrated margin keeps the greedy choice on the tokens it was c
   assert.ok(agreement(m50) >= 0.5);
   assert.ok(dual.meanCandidates <= mean, "a smaller margin computes fewer rows");
   assert.ok(agreement(0) < 1, "no margin: only the words whose preview exceeds the best one's exact logit, sometimes not the right one");
+  // A least count: the 6 best previews at every token, whatever the margin.
+  dual.setRule("auto", 0, 6);
+  for (let t = 0; t < 20; t++) {
+    h.set(hs.subarray(t * H, (t + 1) * H));
+    const c = dual.candidates(h), sixth = Array.from(dual.preview).sort((x, y) => y - x)[5];
+    const kept = new Set(c.ids.subarray(0, c.count));
+    assert.ok(c.count >= 6);
+    dual.preview.forEach((p, v) => { if (p >= sixth) assert.ok(kept.has(v), `word ${v} (preview ${p} ≥ ${sixth}) kept`); });
+  }
+  assert.throws(() => dual.setRule("auto", 0, V + 1), /minCandidates must be ≤ vocab = 40/);
   // A margin wider than any logit's spread: every word, the dense layer exactly.
   dual.setRule("auto", 1e6);
   h.set(hs.subarray(0, H));
@@ -249,7 +259,7 @@ test("on the shipped SOTU LSTM-128: rank 32 and 64 candidates agree with the den
   const auto = DualDecoder.fit(rt, lm, lm.stack, spreadPieces(corpus.train, 4000, 1000), { rank: 32, candidates: "auto", quantile: 0.999 },
     spreadPieces(corpus.valid, 2000, 500));
   const qa = decoderQuality(lm, lm.stack, auto, corpus.test.subarray(0, 400));
-  assert.ok(auto.margin > 0 && qa.greedyAgreement >= 0.99 && qa.candidates < 1000, JSON.stringify({ margin: auto.margin, qa }));
+  assert.ok(auto.margin > 0 && qa.greedyAgreement >= 0.99 && qa.candidates >= 32 && qa.candidates < 1000, JSON.stringify({ margin: auto.margin, qa }));
   auto.setRule("certified");
   const qc = decoderQuality(lm, lm.stack, auto, corpus.test.subarray(0, 400));
   assert.equal(qc.greedyAgreement, 1, "certified: the dense greedy choice at every position");

@@ -198,9 +198,10 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 
 /**
  * Which words the big module computes exactly. With m the exact logit of the preview's best word:
- * - "auto" (calibrated): every word whose preview exceeds m − δ, δ the margin that kept the greedy
- *   choice on a `quantile` of held-out tokens; the count follows each token's evidence (a flat
- *   preview keeps many words, a peaked one few);
+ * - "auto" (calibrated): the `minCandidates` best previews, and every word whose preview exceeds
+ *   m − δ, δ the margin that kept the greedy choice on a `quantile` of held-out tokens; the count
+ *   follows each token's evidence (a flat preview keeps many words, a peaked one the minimum, which
+ *   is there for top-k choices and sampling);
  * - "certified": every word whose preview plus a bound of its preview error exceeds m, the bound
  *   ‖W_v − Â_v·B̂‖·‖h − μ‖ + ‖Â_v‖·‖B̂·(h − μ) − ẑ‖ (Cauchy–Schwarz on the rank-r residual and on
  *   the INT8 rounding of z) plus a slack for float rounding: the greedy choice is the dense layer's
@@ -210,12 +211,13 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 export type CandidateRule = number | "auto" | "certified";
 
 /** Defaults of the commands: the calibrated rule (docs/language-models.md, "The whole token"). */
-export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64, quantile: 0.999 };
+export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64, minCandidates: 32, quantile: 0.999 };
 
 export interface DualDecoderOptions {
   rank: number;               // r: preview rank, ≤ min(V, H)
   candidates: CandidateRule;  // a number N must be ≤ V
   quantile?: number;          // "auto": the fraction of held-out tokens whose greedy choice the margin keeps (default DUAL_DECODER_DEFAULTS.quantile)
+  minCandidates?: number;     // "auto": the count kept at the least (default DUAL_DECODER_DEFAULTS.minCandidates, at most V)
   seed?: number;              // subspace iteration's start (default 1)
 }
 
@@ -236,8 +238,9 @@ export class DualDecoder implements OutputLayer {
   /** Bytes read per token by the preview: INT8 factors, scales, offsets. */
   readonly previewBytes: number;
   private currentRule: CandidateRule = 1;
-  /** "auto": the calibrated margin δ (logit units). */
+  /** "auto": the calibrated margin δ (logit units), and the count kept at the least. */
   margin = 0;
+  minCandidates = 1;
   /** Exact rows computed since the last resetCounts() and the tokens they were computed for. */
   private rows = 0;
   private tokens = 0;
@@ -263,7 +266,7 @@ export class DualDecoder implements OutputLayer {
   private readonly out: Candidates;
 
   constructor(private readonly rt: Runtime, private readonly lm: LmInference, readonly factors: PreviewFactors,
-              candidates: CandidateRule, margin = 0) {
+              candidates: CandidateRule, margin = 0, minCandidates = 1) {
     const f = "DualDecoder", { vocab: V, hidden: H } = lm.config, r = factors.rank;
     this.vocab = V;
     this.rank = r;
@@ -294,7 +297,7 @@ export class DualDecoder implements OutputLayer {
     this.heapVal = new Float32Array(V);
     this.previewBytes = b.bytes + a.bytes + 4 * (r + V);
     this.out = { count: 0, ids: this.rowIdx, logits: new Float32Array(V), restBound: 0 };
-    this.setRule(candidates, margin);
+    this.setRule(candidates, margin, minCandidates);
   }
 
   /**
@@ -313,7 +316,8 @@ export class DualDecoder implements OutputLayer {
       held = pieces.filter((_, i) => i % stride === stride - 1);
     }
     const { hs, n } = topLayerOutputs(lm, rnn, fitPieces);
-    const d = new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates);
+    const d = new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates, 0,
+      Math.min(o.minCandidates ?? DUAL_DECODER_DEFAULTS.minCandidates, lm.config.vocab));
     if (calibrated) {
       const h = topLayerOutputs(lm, rnn, held);
       d.margin = d.calibrateMargin(h.hs, h.n, o.quantile ?? DUAL_DECODER_DEFAULTS.quantile);
@@ -323,8 +327,8 @@ export class DualDecoder implements OutputLayer {
 
   get rule(): CandidateRule { return this.currentRule; }
 
-  /** The rule, and for "auto" its margin (default: the one calibrated). */
-  setRule(rule: CandidateRule, margin = this.margin): void {
+  /** The rule, and for "auto" its margin (default: the one calibrated) and least count. */
+  setRule(rule: CandidateRule, margin = this.margin, minCandidates = this.minCandidates): void {
     if (typeof rule === "number") {
       check.size("DualDecoder", "candidates", rule, 1);
       if (rule > this.vocab) throw new RangeError(`DualDecoder: candidates must be ≤ vocab = ${this.vocab}, got ${rule}`);
@@ -332,9 +336,12 @@ export class DualDecoder implements OutputLayer {
       throw new RangeError(`DualDecoder: candidates must be a count, "auto" or "certified", got ${JSON.stringify(rule)}`);
     }
     if (!(margin >= 0 && Number.isFinite(margin))) throw new RangeError(`DualDecoder: margin must be a finite number ≥ 0, got ${margin}`);
+    check.size("DualDecoder", "minCandidates", minCandidates, 1);
+    if (minCandidates > this.vocab) throw new RangeError(`DualDecoder: minCandidates must be ≤ vocab = ${this.vocab}, got ${minCandidates}`);
     if (rule === "certified" && !this.certificate) this.certificate = this.certify();
     this.currentRule = rule;
     this.margin = margin;
+    this.minCandidates = minCandidates;
     this.resetCounts();
   }
 
@@ -368,7 +375,10 @@ export class DualDecoder implements OutputLayer {
       kr.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, 1, V, H);
       const m = this.exact[best];
       if (rule === "auto") {
-        this.lo[0] = threshold = m - this.margin;
+        threshold = m - this.margin;
+        // The least count: lower the threshold to just below the minCandidates-th largest preview.
+        if (this.minCandidates > 1) threshold = Math.min(threshold, below(topN(ids, this.heapVal, preview, this.minCandidates)));
+        this.lo[0] = threshold;
         count = kr.selectSensitive(ids, preview, this.lo, this.hi, V, 1);
       } else {
         threshold = m - CERTIFIED_SLACK * (1 + Math.abs(m));
@@ -457,6 +467,16 @@ export class DualDecoder implements OutputLayer {
     const q = needed[Math.min(n - 1, Math.ceil(quantile * n) - 1)];
     return q * (1 + 1e-6) + 1e-6; // strictly above: the rule keeps previews > m − δ
   }
+}
+
+const bits = new Float32Array(1), bitsI = new Int32Array(bits.buffer);
+
+/** The largest float32 below x, a finite float32 (a preview): a strict threshold that keeps x itself. */
+function below(x: number): number {
+  if (x === 0) return -1.401298464324817e-45; // the smallest subnormal, negated
+  bits[0] = x;
+  bitsI[0] += x > 0 ? -1 : 1;
+  return bits[0];
 }
 
 /** The index of the largest value of x (the lowest among equals). */
