@@ -186,7 +186,7 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
   });
 
   const decoder = DualDecoder.fit(rt, lm, lm.stack, spreadPieces(corpus.train, opt.trainTokens, 1000),
-    { rank: Math.min(DUAL_DECODER_DEFAULTS.rank, c.hidden, c.vocab), candidates: Math.min(DUAL_DECODER_DEFAULTS.candidates, c.vocab) });
+    { rank: Math.min(DUAL_DECODER_DEFAULTS.rank, c.hidden, c.vocab), candidates: DUAL_DECODER_DEFAULTS.candidates });
   const tokens = await timeTokens(rt, lm, { dual, ratios: evaluated.ratios }, decoder, test, { rounds: opt.steps, warmup });
   const half = RATIOS.indexOf(0.5);
   const ratios: LmTables["ratios"] = [
@@ -365,8 +365,8 @@ export function formatTables(t: LmTables): string {
     `ms median [min–max] of ${t.machine.repeats} independent repetitions of ${t.machine.steps} steps, ${t.machine.build} build. ` +
     `x dense: over our fp32 dense step; x ORT: over onnxruntime's fp32 step, both on the same threads. ` +
     `Token (on ${threads(Math.max(...T))}): one whole prediction, caches flushed (dense: cell and decoder over the ` +
-    `vocabulary; dual: the dual cell and the dual-module output layer, rank-${DUAL_DECODER_DEFAULTS.rank} INT8 preview and ` +
-    `${DUAL_DECODER_DEFAULTS.candidates} exact candidates), softmax and greedy choice.`,
+    `vocabulary; dual: the dual cell and the dual-module output layer, rank-${DUAL_DECODER_DEFAULTS.rank} INT8 preview, exact logits for ` +
+    `its ${DUAL_DECODER_DEFAULTS.minCandidates} best words and any within a margin calibrated on held-out tokens), softmax and greedy choice.`,
   ];
   if (m.kSearch) {
     parts.push("", `k auto tried (validation PPL at 50 % against dense): ${m.kSearch.map((c) =>

@@ -10,7 +10,7 @@ import { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/random.js";
 import { checkRatios, evaluateDecoder, evaluateLm, generate, timeSteps, timeTokens, type GenerateOptions } from "../recurrent/eval.js";
 import { defaultModel, openLm, testText, MODELS_DIR } from "../recurrent/open.js";
-import { DECODER_DEFAULTS, dataOptions, formatResult, progressBars } from "./eval-lm.js";
+import { DECODER_DEFAULTS, clampCandidates, dataOptions, formatResult, parseCandidates, progressBars } from "./eval-lm.js";
 import { integer, numbers, optionalInteger } from "./args.js";
 
 const DEFAULTS = { ratios: "0.5,0.7,0.9", trainTokens: 5000, validTokens: 2000, testTokens: 3000, sentences: 2, words: 20, temperature: 0.8, seed: 1, tokenRounds: 50 };
@@ -28,7 +28,7 @@ const USAGE = `dmi demo [options]
   --temperature T      sampling temperature (${DEFAULTS.temperature})
   --seed S             sampling seed, the same for every model (${DEFAULTS.seed})
   --preview-rank R     dual output layer: rank of the INT8 preview of every word's logit (${DECODER_DEFAULTS.rank})
-  --candidates N       dual output layer: words whose exact logits are computed (${DECODER_DEFAULTS.candidates})
+  --candidates N|auto|certified   dual output layer: words whose exact logits are computed, as in eval lm (${DECODER_DEFAULTS.candidates})
   --threads N          kernel threads (one per core)`;
 
 export async function main(argv: string[]): Promise<void> {
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<void> {
   const path = v.model ?? defaultModel();
   const threads = optionalInteger("threads", v.threads, 1);
   const rank = integer("preview-rank", v["preview-rank"], 1, DECODER_DEFAULTS.rank);
-  const candidates = integer("candidates", v.candidates, 1, DECODER_DEFAULTS.candidates);
+  const candidates = parseCandidates(v.candidates);
 
   const rt = await Runtime.create(threads === undefined ? {} : { threads });
   try {
@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     const result = evaluateLm(rt, lm, { ...corpus, test: test.ids }, { ratios, maxTokens, onProgress: progressBars() });
     const steps = await timeSteps(lm, result, test.ids);
     const decoder = evaluateDecoder(rt, lm, result, { ...corpus, test: test.ids }, {
-      rank: Math.min(rank, c.hidden, c.vocab), candidates: Math.min(candidates, c.vocab), trainTokens: maxTokens.train, onProgress: progressBars(),
+      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampCandidates(candidates, c.vocab), trainTokens: maxTokens.train, onProgress: progressBars(),
     });
     const tokens = await timeTokens(rt, lm, result, decoder.decoder, test.ids, { rounds: DEFAULTS.tokenRounds });
     console.log(formatResult(opened, result, steps, test.name, { decoder, tokens }) + "\n");

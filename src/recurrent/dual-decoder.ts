@@ -211,7 +211,8 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 export type CandidateRule = number | "auto" | "certified";
 
 /** Defaults of the commands: the calibrated rule (docs/language-models.md, "The whole token"). */
-export const DUAL_DECODER_DEFAULTS = { rank: 64, candidates: 64, minCandidates: 32, quantile: 0.999 };
+export const DUAL_DECODER_DEFAULTS: { rank: number; candidates: CandidateRule; minCandidates: number; quantile: number } =
+  { rank: 64, candidates: "auto", minCandidates: 32, quantile: 0.999 };
 
 export interface DualDecoderOptions {
   rank: number;               // r: preview rank, ≤ min(V, H)
@@ -303,17 +304,17 @@ export class DualDecoder implements OutputLayer {
   /**
    * Fits the preview of rank r on the top-layer outputs of `pieces` (training text) read by `rnn`.
    * The rule "auto" calibrates its margin on `heldOut` (validation text), or without it on a
-   * quarter of the pieces held out of the fit.
+   * quarter of the pieces held out of the fit (half of a single piece).
    */
   static fit(rt: Runtime, lm: LmInference, rnn: Recurrent, pieces: Int32Array[], o: DualDecoderOptions, heldOut?: Int32Array[]): DualDecoder {
     const calibrated = o.candidates === "auto";
     let fitPieces = pieces, held = heldOut ?? [];
     if (calibrated && !heldOut) {
-      if (pieces.length < 2) throw new Error("DualDecoder.fit: the calibrated rule (\"auto\") needs held-out text, or at least 2 pieces to hold one out");
-      // Every fourth piece (every second of 2 or 3), so that both parts see the whole text.
-      const stride = Math.min(4, pieces.length);
-      fitPieces = pieces.filter((_, i) => i % stride !== stride - 1);
-      held = pieces.filter((_, i) => i % stride === stride - 1);
+      // Every fourth piece (every second of 2 or 3; one piece is cut in two), so that both parts see the whole text.
+      const cut = pieces.length === 1 ? [pieces[0].subarray(0, pieces[0].length >> 1), pieces[0].subarray(pieces[0].length >> 1)] : pieces;
+      const stride = Math.min(4, cut.length);
+      fitPieces = cut.filter((_, i) => i % stride !== stride - 1);
+      held = cut.filter((_, i) => i % stride === stride - 1);
     }
     const { hs, n } = topLayerOutputs(lm, rnn, fitPieces);
     const d = new DualDecoder(rt, lm, fitPreview(rt, lm, hs, n, o.rank, o.seed), o.candidates, 0,
