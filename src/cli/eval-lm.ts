@@ -235,7 +235,7 @@ export function formatGeneration(r: LmEvalResult, g: Generation): string {
 }
 
 function describeRule(d: DualDecoder): string {
-  if (d.rule === "auto") return `the words within ${d.margin.toFixed(2)} of the best exact logit in preview (margin calibrated on held-out tokens)`;
+  if (d.rule === "auto") return `the ${d.minCandidates} best previews and any word within ${d.margin.toFixed(2)} of the best exact logit in preview (margin calibrated on held-out tokens)`;
   if (d.rule === "certified") return "the words a bound of the preview error cannot rule out";
   return `the ${d.rule} best previews`;
 }
