@@ -197,11 +197,12 @@ export function fitPreview(rt: Runtime, lm: LmInference, hs: Float32Array, n: nu
 // The dual-module output layer
 
 /**
- * Which words the big module computes exactly. With m the exact logit of the preview's best word:
- * - "auto" (calibrated): the `minCandidates` best previews, and every word whose preview exceeds
- *   m − δ, δ the margin that kept the greedy choice on a `quantile` of held-out tokens; the count
- *   follows each token's evidence (a flat preview keeps many words, a peaked one the minimum, which
- *   is there for top-k choices and sampling);
+ * Which words the big module computes exactly. The two adaptive rules start from the seeds, the
+ * `minCandidates` best previews (exact logits; the least count, there for top-k choices and
+ * sampling), m the best of their exact logits, and add:
+ * - "auto" (calibrated): every word whose preview exceeds m − δ, δ the margin that kept the greedy
+ *   choice on a `quantile` of held-out tokens; the count follows each token's evidence (an
+ *   uncertain preview adds many words, a peaked one none);
  * - "certified": every word whose preview plus a bound of its preview error exceeds m, the bound
  *   ‖W_v − Â_v·B̂‖·‖h − μ‖ + ‖Â_v‖·‖B̂·(h − μ) − ẑ‖ (Cauchy–Schwarz on the rank-r residual and on
  *   the INT8 rounding of z) plus a slack for float rounding: the greedy choice is the dense layer's
@@ -218,7 +219,7 @@ export interface DualDecoderOptions {
   rank: number;               // r: preview rank, ≤ min(V, H)
   candidates: CandidateRule;  // a number N must be ≤ V
   quantile?: number;          // "auto": the fraction of held-out tokens whose greedy choice the margin keeps (default DUAL_DECODER_DEFAULTS.quantile)
-  minCandidates?: number;     // "auto": the count kept at the least (default DUAL_DECODER_DEFAULTS.minCandidates, at most V)
+  minCandidates?: number;     // "auto", "certified": the seeds' count (default DUAL_DECODER_DEFAULTS.minCandidates, at most V)
   seed?: number;              // subspace iteration's start (default 1)
 }
 
@@ -239,7 +240,7 @@ export class DualDecoder implements OutputLayer {
   /** Bytes read per token by the preview: INT8 factors, scales, offsets. */
   readonly previewBytes: number;
   private currentRule: CandidateRule = 1;
-  /** "auto": the calibrated margin δ (logit units), and the count kept at the least. */
+  /** "auto": the calibrated margin δ (logit units); "auto" and "certified": the seeds' count. */
   margin = 0;
   minCandidates = 1;
   /** Exact rows computed since the last resetCounts() and the tokens they were computed for. */
@@ -261,6 +262,8 @@ export class DualDecoder implements OutputLayer {
   private readonly score: Float32Array; // (V) "certified": preview + error bound
   private readonly exact: Float32Array; // (V) exact logits, only the candidates' rows written
   private readonly rowIdx: Int32Array;  // (V) candidate ids, the first N
+  private readonly extraIdx: Int32Array; // (V) words a margin or bound cannot rule out
+  private readonly seen: Uint8Array;    // (V) 1 for the seeds while the extra words are listed
   private readonly heapVal: Float32Array; // (V) min-heap of the N best previews
   private readonly lo: Float32Array;    // (1) selection threshold
   private readonly hi: Float32Array;    // (1) +∞
@@ -293,6 +296,8 @@ export class DualDecoder implements OutputLayer {
     this.score = heap.f32(V);
     this.exact = heap.f32(V);
     this.rowIdx = heap.i32(V);
+    this.extraIdx = heap.i32(V);
+    this.seen = new Uint8Array(V);
     this.lo = heap.f32(1);
     this.hi = heap.copyF32(Float32Array.of(Infinity));
     this.heapVal = new Float32Array(V);
@@ -362,34 +367,38 @@ export class DualDecoder implements OutputLayer {
 
   candidates(h: Float32Array): Candidates {
     const V = this.vocab, H = this.H, ids = this.rowIdx, out = this.out, kr = this.rt.kernels, rule = this.currentRule;
-    const preview = this.previewLogits(h);
+    const W = this.lm.decoderWeight, b = this.lm.decoderBias, preview = this.previewLogits(h);
     let count: number, threshold: number; // every word left out has a preview ≤ threshold
     if (typeof rule === "number") {
       count = rule;
       threshold = topN(ids, this.heapVal, preview, count);
-      ids.subarray(0, count).sort();
+      kr.matvecRows(this.exact, W, h, b, ids, count, V, H);
     } else {
-      // m: the exact logit of the preview's best word; a word can beat it only if its preview,
-      // raised by its error (the calibrated margin or the certified bound), exceeds it.
-      const best = argmax(preview);
-      ids[0] = best;
-      kr.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, 1, V, H);
-      const m = this.exact[best];
+      // The seeds: the minCandidates best previews, exact. m, the best of their exact logits: another
+      // word can beat it only if its preview, raised by its error (the calibrated margin or the
+      // certified bound), exceeds it.
+      const seeds = this.minCandidates, extra = this.extraIdx, seen = this.seen;
+      const t = topN(ids, this.heapVal, preview, seeds);
+      kr.matvecRows(this.exact, W, h, b, ids, seeds, V, H);
+      let m = -Infinity;
+      for (let j = 0; j < seeds; j++) { m = Math.max(m, this.exact[ids[j]]); seen[ids[j]] = 1; }
+      let found: number;
       if (rule === "auto") {
-        threshold = m - this.margin;
-        // The least count: lower the threshold to just below the minCandidates-th largest preview.
-        if (this.minCandidates > 1) threshold = Math.min(threshold, below(topN(ids, this.heapVal, preview, this.minCandidates)));
-        this.lo[0] = threshold;
-        count = kr.selectSensitive(ids, preview, this.lo, this.hi, V, 1);
+        this.lo[0] = m - this.margin;
+        found = kr.selectSensitive(extra, preview, this.lo, this.hi, V, 1);
       } else {
-        threshold = m - CERTIFIED_SLACK * (1 + Math.abs(m));
-        this.lo[0] = threshold;
+        this.lo[0] = m - CERTIFIED_SLACK * (1 + Math.abs(m));
         this.boundedPreview(h);
-        count = kr.selectSensitive(ids, this.score, this.lo, this.hi, V, 1);
+        found = kr.selectSensitive(extra, this.score, this.lo, this.hi, V, 1);
       }
-      if (count === 0) { ids[0] = best; count = 1; } // the best preview fell below m − δ: keep it alone
+      count = seeds;
+      for (let j = 0; j < found; j++) if (!seen[extra[j]]) ids[count++] = extra[j];
+      for (let j = 0; j < seeds; j++) seen[ids[j]] = 0;
+      // Left out: previews at most the seeds' least and below lo (a certified score is ≥ its preview).
+      threshold = Math.min(t, this.lo[0]);
+      if (count > seeds) kr.matvecRows(this.exact, W, h, b, ids.subarray(seeds), count - seeds, V, H);
     }
-    kr.matvecRows(this.exact, this.lm.decoderWeight, h, this.lm.decoderBias, ids, count, V, H);
+    ids.subarray(0, count).sort();
     let max = -Infinity;
     for (let j = 0; j < count; j++) {
       const l = out.logits[j] = this.exact[ids[j]];
@@ -445,21 +454,25 @@ export class DualDecoder implements OutputLayer {
 
   /**
    * The margin that keeps the greedy choice on a `quantile` of the top-layer outputs hs (n, H):
-   * for each, the exact logit of the preview's best word minus the preview of the dense layer's
-   * greedy word (the margin that token needed), then their quantile (1: the largest).
+   * for each, the best exact logit among the seeds minus the preview of the dense layer's greedy
+   * word (the margin that token needed; 0 when that word is a seed), then their quantile (1: the
+   * largest).
    */
   calibrateMargin(hs: Float32Array, n: number, quantile: number): number {
     const f = "calibrateMargin", { H } = this;
     check.size(f, "n", n, 1);
     check.f32(f, "hs", hs, n * H);
     if (!(quantile > 0 && quantile <= 1)) throw new RangeError(`${f}: quantile must be in (0, 1], got ${quantile}`);
-    const needed = new Float64Array(n), h = this.rt.heap.f32(H);
+    const needed = new Float64Array(n), h = this.rt.heap.f32(H), seeds = this.minCandidates, ids = new Int32Array(seeds);
     try {
       for (let t = 0; t < n; t++) {
         h.set(hs.subarray(t * H, (t + 1) * H));
-        const logits = this.lm.decode(h), preview = this.previewLogits(h), best = argmax(preview), chosen = argmax(logits);
-        // A word is kept when its preview exceeds m − δ; the preview's best word is kept in any case.
-        needed[t] = chosen === best ? 0 : Math.max(0, logits[best] - preview[chosen]);
+        const logits = this.lm.decode(h), preview = this.previewLogits(h), chosen = argmax(logits);
+        topN(ids, this.heapVal, preview, seeds);
+        let m = -Infinity, seed = false;
+        for (const v of ids) { m = Math.max(m, logits[v]); seed ||= v === chosen; }
+        // A word is kept when it is a seed or its preview exceeds m − δ.
+        needed[t] = seed ? 0 : Math.max(0, m - preview[chosen]);
       }
     } finally {
       this.rt.heap.release(h);
@@ -468,16 +481,6 @@ export class DualDecoder implements OutputLayer {
     const q = needed[Math.min(n - 1, Math.ceil(quantile * n) - 1)];
     return q * (1 + 1e-6) + 1e-6; // strictly above: the rule keeps previews > m − δ
   }
-}
-
-const bits = new Float32Array(1), bitsI = new Int32Array(bits.buffer);
-
-/** The largest float32 below x, a finite float32 (a preview): a strict threshold that keeps x itself. */
-function below(x: number): number {
-  if (x === 0) return -1.401298464324817e-45; // the smallest subnormal, negated
-  bits[0] = x;
-  bitsI[0] += x > 0 ? -1 : 1;
-  return bits[0];
 }
 
 /** The index of the largest value of x (the lowest among equals). */
