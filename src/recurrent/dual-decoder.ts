@@ -213,7 +213,7 @@ export type CandidateRule = number | "auto" | "certified";
 
 /** Defaults of the commands: the calibrated rule (docs/language-models.md, "The whole token"). */
 export const DUAL_DECODER_DEFAULTS: { rank: number; candidates: CandidateRule; minCandidates: number; quantile: number } =
-  { rank: 64, candidates: "auto", minCandidates: 32, quantile: 0.999 };
+  { rank: 64, candidates: "auto", minCandidates: 64, quantile: 0.999 };
 
 export interface DualDecoderOptions {
   rank: number;               // r: preview rank, ≤ min(V, H)
