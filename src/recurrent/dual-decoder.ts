@@ -10,19 +10,22 @@
 //      B's rows are scaled so that B·Σ·Bᵀ = I, which makes A = W·Σ·Bᵀ·(B·Σ·Bᵀ)⁻¹ (the least-squares
 //      map from z to the logits, no ridge solve needed) equal to Q·diag(√λ), Q the top-r eigenvectors
 //      of W·Σ·Wᵀ: the preview is the best rank-r prediction of the centred logits, plus their mean;
-//   2. the N words of largest preview are the candidates;
+//   2. the candidates (CandidateRule): the N best previews; or those seeds, then every word whose
+//      preview is within a calibrated margin of the seeds' best exact logit (auto), or whose preview
+//      plus a bound of its error can still beat it (certified);
 //   3. big module: their exact logits, reading only their rows of the decoder (matvecRows);
 //   4. softmax over the candidates; the rest's probability is bounded through the preview (every
-//      other word's preview is at most the N-th largest); greedy, top-k or nucleus sampling choose
+//      other word's preview is at most a threshold); greedy, top-k or nucleus sampling choose
 //      among the candidates.
 //
-// This is SVD-softmax (Shim et al., NeurIPS 2017) with three differences: (a) the preview's basis
+// This is SVD-softmax (Shim et al., NeurIPS 2017) with four differences: (a) the preview's basis
 // comes from the decoder weights AND the distribution of h (reduced-rank regression under Σ), where
 // SVD-softmax takes the plain SVD of W (the same when Σ = I); (b) the preview's two factors are INT8
 // with one scale per row, and the exact logits come from the original fp32 rows of W (SVD-softmax
 // recomputes the candidates in the rotated basis U·S at full width), so N = V is the dense output
 // layer exactly; (c) the rest of the vocabulary is not normalised with its preview logits (which
-// would cost an exp per word): its mass is only bounded, and the choice is made among the candidates.
+// would cost an exp per word): its mass is only bounded, and the choice is made among the candidates;
+// (d) the count adapts to each token (auto) or is certified for greedy, where SVD-softmax fixes N.
 import type { Runtime } from "../runtime/runtime.js";
 import type { LmInference } from "./lm.js";
 import type { Recurrent } from "./eval.js";
