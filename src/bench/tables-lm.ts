@@ -36,7 +36,7 @@ import { renderPng } from "../plot/render.js";
 import { insensitiveRegionsSpec, sensitivityMapSpec } from "../plot/figures.js";
 import type { LmInference } from "../recurrent/lm.js";
 import { evaluateLm, perplexity, spreadPieces, stepSequences, timeTokens, type KCandidate } from "../recurrent/eval.js";
-import { DUAL_DECODER_DEFAULTS, DualDecoder } from "../recurrent/dual-decoder.js";
+import { DUAL_DECODER_DEFAULTS, DualDecoder, clampRule } from "../recurrent/dual-decoder.js";
 import type { OpenedLm } from "../recurrent/open.js";
 
 const RATIOS = [0.1, 0.3, 0.5, 0.7, 0.9];
@@ -186,7 +186,7 @@ export async function runTables(rt: Runtime, o: OpenedLm, smaller: OpenedLm | nu
   });
 
   const decoder = DualDecoder.fit(rt, lm, lm.stack, spreadPieces(corpus.train, opt.trainTokens, 1000),
-    { rank: Math.min(DUAL_DECODER_DEFAULTS.rank, c.hidden, c.vocab), candidates: DUAL_DECODER_DEFAULTS.candidates });
+    { rank: Math.min(DUAL_DECODER_DEFAULTS.rank, c.hidden, c.vocab), candidates: clampRule(DUAL_DECODER_DEFAULTS.candidates, c.vocab) });
   const tokens = await timeTokens(rt, lm, { dual, ratios: evaluated.ratios }, decoder, test, { rounds: opt.steps, warmup });
   const half = RATIOS.indexOf(0.5);
   const ratios: LmTables["ratios"] = [
@@ -366,7 +366,7 @@ export function formatTables(t: LmTables): string {
     `x dense: over our fp32 dense step; x ORT: over onnxruntime's fp32 step, both on the same threads. ` +
     `Token (on ${threads(Math.max(...T))}): one whole prediction, caches flushed (dense: cell and decoder over the ` +
     `vocabulary; dual: the dual cell and the dual-module output layer, rank-${DUAL_DECODER_DEFAULTS.rank} INT8 preview, exact logits for ` +
-    `its ${DUAL_DECODER_DEFAULTS.minCandidates} best words and any within a margin calibrated on held-out tokens), softmax and greedy choice.`,
+    `the candidates of rule ${DUAL_DECODER_DEFAULTS.candidates}), softmax and greedy choice.`,
   ];
   if (m.kSearch) {
     parts.push("", `k auto tried (validation PPL at 50 % against dense): ${m.kSearch.map((c) =>

@@ -10,7 +10,8 @@ import { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/random.js";
 import { checkRatios, evaluateDecoder, evaluateLm, generate, timeSteps, timeTokens, type GenerateOptions } from "../recurrent/eval.js";
 import { defaultModel, openLm, testText, MODELS_DIR } from "../recurrent/open.js";
-import { DECODER_DEFAULTS, clampCandidates, dataOptions, formatResult, parseCandidates, progressBars } from "./eval-lm.js";
+import { DECODER_DEFAULTS, dataOptions, formatResult, parseCandidates, progressBars } from "./eval-lm.js";
+import { clampRule } from "../recurrent/dual-decoder.js";
 import { integer, numbers, optionalInteger } from "./args.js";
 
 const DEFAULTS = { ratios: "0.5,0.7,0.9", trainTokens: 5000, validTokens: 2000, testTokens: 3000, sentences: 2, words: 20, temperature: 0.8, seed: 1, tokenRounds: 50 };
@@ -77,7 +78,7 @@ export async function main(argv: string[]): Promise<void> {
     const result = evaluateLm(rt, lm, { ...corpus, test: test.ids }, { ratios, maxTokens, onProgress: progressBars() });
     const steps = await timeSteps(lm, result, test.ids);
     const decoder = evaluateDecoder(rt, lm, result, { ...corpus, test: test.ids }, {
-      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampCandidates(candidates, c.vocab), trainTokens: maxTokens.train, onProgress: progressBars(),
+      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampRule(candidates, c.vocab), trainTokens: maxTokens.train, onProgress: progressBars(),
     });
     const tokens = await timeTokens(rt, lm, result, decoder.decoder, test.ids, { rounds: DEFAULTS.tokenRounds });
     console.log(formatResult(opened, result, steps, test.name, { decoder, tokens }) + "\n");

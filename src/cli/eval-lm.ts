@@ -18,7 +18,7 @@ import {
 } from "../recurrent/eval.js";
 import { openLm, testText, type OpenLmOptions, type OpenedLm } from "../recurrent/open.js";
 import type { CellKind } from "../recurrent/stack.js";
-import { DUAL_DECODER_DEFAULTS, type CandidateRule, type DualDecoder } from "../recurrent/dual-decoder.js";
+import { DUAL_DECODER_DEFAULTS, clampRule, type CandidateRule, type DualDecoder } from "../recurrent/dual-decoder.js";
 
 /** The dual output layer's defaults, and the rounds of the token timing. */
 export const DECODER_DEFAULTS = { ...DUAL_DECODER_DEFAULTS, rounds: 100 };
@@ -119,7 +119,7 @@ export async function main(argv: string[]): Promise<void> {
     const times = await timeSteps(opened.lm, result, test.ids);
     const splits = { ...opened.corpus, test: test.ids };
     const decoder = evaluateDecoder(rt, opened.lm, result, splits, {
-      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampCandidates(candidates, c.vocab), quantile, trainTokens: options.maxTokens?.train, onProgress: options.onProgress,
+      rank: Math.min(rank, c.hidden, c.vocab), candidates: clampRule(candidates, c.vocab), quantile, trainTokens: options.maxTokens?.train, onProgress: options.onProgress,
     });
     const tokens = await timeTokens(rt, opened.lm, result, decoder.decoder, test.ids, { rounds });
     console.log(formatResult(opened, result, times, test.name, { decoder, tokens }));
@@ -140,10 +140,6 @@ export function parseCandidates(value: string | undefined): CandidateRule {
   return optionalInteger("candidates", value, 1)!;
 }
 
-/** A count above the vocabulary is every word. */
-export function clampCandidates(rule: CandidateRule, vocab: number): CandidateRule {
-  return typeof rule === "number" ? Math.min(rule, vocab) : rule;
-}
 
 /** --auto-ratio and --budget, which only k auto reads. */
 function autoOptions(v: { k?: string; "auto-ratio"?: string; budget?: string }): LmEvalOptions["auto"] {
